@@ -1,0 +1,181 @@
+"""BEGAN's networks and its model class (arXiv 1703.10717, §3.5 and Figure 1).
+
+The discriminator *is* an auto-encoder (encoder + decoder); there is no other network
+beside it.  Encoder: 3x3 convolutions with ELU, two per scale, down-sampling by a
+stride-2 convolution, filters growing linearly (n, 2n, 3n, ...), then a fully
+connected layer to the embedding ``h`` with no non-linearity.  Decoder: a fully
+connected layer from ``h`` to an 8x8xn tensor, then per scale two 3x3 convolutions
+with ELU and a nearest-neighbour up-sampling.  The generator has the decoder's
+architecture with its own weights.  ``skip=True`` adds the paper's skip connections:
+the initial 8x8 decoder tensor, up-sampled, is concatenated to every block's input.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from began_plugin.began.controller import EquilibriumController, PlateauRule
+from began_plugin.began.loss import BEGANLoss
+from began_plugin.interface import GANModel, LossOutput
+
+
+def _scales(image_size: int) -> int:
+    """Number of resolutions from image_size down to the 8x8 bottleneck."""
+    return int(math.log2(image_size)) - 2
+
+
+def _conv(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 3, stride=stride, padding=1)
+
+
+class Decoder(nn.Module):
+    """h -> image: FC to 8x8xn, [conv-ELU, conv-ELU, upsample x2] per scale, conv to channels."""
+
+    def __init__(self, image_size: int, channels: int, n: int, h: int, skip: bool = False) -> None:
+        super().__init__()
+        self.n, self.skip = n, skip
+        self.fc = nn.Linear(h, 8 * 8 * n)
+        blocks = []
+        for i in range(_scales(image_size)):
+            cin = 2 * n if (skip and i > 0) else n
+            blocks.append(nn.Sequential(_conv(cin, n), nn.ELU(), _conv(n, n), nn.ELU()))
+        self.blocks = nn.ModuleList(blocks)
+        self.to_image = _conv(n, channels)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h0 = self.fc(z).view(-1, self.n, 8, 8)
+        x = h0
+        for i, block in enumerate(self.blocks):
+            if i > 0:
+                x = F.interpolate(x, scale_factor=2, mode="nearest")
+                if self.skip:
+                    x = torch.cat([x, F.interpolate(h0, size=x.shape[-2:], mode="nearest")], dim=1)
+            x = block(x)
+        return self.to_image(x)
+
+
+class Encoder(nn.Module):
+    """image -> h: conv to n, [conv-ELU, conv-ELU, stride-2 conv to the next width] per scale, FC."""
+
+    def __init__(self, image_size: int, channels: int, n: int, h: int) -> None:
+        super().__init__()
+        scales = _scales(image_size)
+        layers: list[nn.Module] = [_conv(channels, n), nn.ELU()]
+        for level in range(1, scales + 1):
+            width = n * level
+            layers += [_conv(width, width), nn.ELU(), _conv(width, width), nn.ELU()]
+            if level < scales:
+                layers += [_conv(width, n * (level + 1), stride=2), nn.ELU()]
+        self.features = nn.Sequential(*layers)
+        self.fc = nn.Linear(8 * 8 * n * scales, h)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.features(x).flatten(1))
+
+
+class AutoencoderDiscriminator(nn.Module):
+    """D(v) = decoder(encoder(v)): returns the reconstruction of v."""
+
+    def __init__(self, image_size: int, channels: int, n: int, h: int, skip: bool = False) -> None:
+        super().__init__()
+        self.encoder = Encoder(image_size, channels, n, h)
+        self.decoder = Decoder(image_size, channels, n, h, skip)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(x))
+
+
+class BEGAN(GANModel):
+    """Boundary Equilibrium GAN (Berthelot, Schumm, Metz 2017).
+
+    Both players are updated from losses evaluated at the same parameters (the paper's
+    simultaneous update, eq. 4): ``losses(real)`` runs one discriminator forward over
+    ``[x, G(z_D), G(z_G)]``; the host back-propagates ``L_D`` into D and ``L_G`` into G.
+    """
+
+    @dataclass
+    class Hparams:
+        n: int = 64  # base number of filters (the paper's n)
+        h: int = 64  # auto-encoder embedding size
+        z_dim: int = 64  # N_z; z ~ U[-1, 1]^N_z
+        gamma: float = 0.5  # diversity ratio
+        lambda_k: float = 0.001  # proportional gain of k_t
+        k_init: float = 0.0
+        eta: int = 1  # 1: L1 reconstruction (paper), 2: L2
+        skip: bool = False  # the paper's skip connections
+        lr: float = 1e-4
+        beta1: float = 0.5  # the paper gives no betas; the authors' public code uses (0.5, 0.999)
+        beta2: float = 0.999
+        lr_decay: bool = True  # halve lr when M_global stalls (§4.1)
+        lr_decay_window: int = 1000  # steps averaged per M_global measurement
+        lr_decay_patience: int = 3  # windows without improvement before halving
+
+    supported_image_sizes = (32, 64, 128, 256)
+    n_critic = 1
+    simultaneous = True
+
+    def __init__(self, image_size: int = 64, channels: int = 3, **hparams) -> None:
+        super().__init__(image_size, channels, **hparams)
+        hp = self.hparams
+        for key in ("n", "h", "z_dim"):
+            if getattr(hp, key) < 1:
+                raise ValueError(f"BEGAN {key}={getattr(hp, key)} must be a positive integer.")
+        self.generator = Decoder(image_size, channels, hp.n, hp.z_dim, hp.skip)
+        self.discriminator = AutoencoderDiscriminator(image_size, channels, hp.n, hp.h, hp.skip)
+        self.loss = BEGANLoss(gamma=hp.gamma, eta=hp.eta)
+        self.controller = EquilibriumController(hp.gamma, hp.lambda_k, hp.k_init)
+        self.lr_rule = PlateauRule(hp.lr_decay_window, hp.lr_decay_patience) if hp.lr_decay else None
+
+    def sample_z(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        z = torch.rand(n, self.hparams.z_dim, generator=generator, device=generator.device if generator else self.device)
+        return (z * 2 - 1).to(self.device)
+
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        hp = self.hparams
+        betas = (hp.beta1, hp.beta2)
+        return {
+            "generator": torch.optim.Adam(self.generator.parameters(), lr=hp.lr, betas=betas),
+            "discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=hp.lr, betas=betas),
+        }
+
+    def _k(self, like: torch.Tensor) -> torch.Tensor:
+        return self.controller.k_t.to(like.dtype)
+
+    def losses(self, real: torch.Tensor) -> tuple[LossOutput, LossOutput]:
+        b = real.shape[0]
+        fake = self.generator(self.sample_z(2 * b))  # [G(z_D); G(z_G)]
+        # L_D must not move G: its fake half is detached.  L_G's graph does reach D's
+        # parameters; the host back-propagates it into G's parameters only.
+        batch = torch.cat([real, fake[:b].detach(), fake[b:]])
+        recon = self.discriminator(batch)
+        loss_d, loss_g, logs = self.loss(
+            real, recon[:b], batch[b : 2 * b], recon[b : 2 * b], fake[b:], recon[2 * b :], self._k(real)
+        )
+        logs["k"] = self.controller.k_t.detach().clone()
+        return LossOutput(loss_d, logs), LossOutput(loss_g, {})
+
+    def discriminator_loss(self, real: torch.Tensor) -> LossOutput:
+        return self.losses(real)[0]
+
+    def generator_loss(self, real: torch.Tensor) -> LossOutput:
+        return self.losses(real)[1]
+
+    def on_train_step_end(
+        self, logs: Mapping[str, torch.Tensor], optimizers: Mapping[str, torch.optim.Optimizer]
+    ) -> None:
+        self.controller.step_(logs["loss_real"], logs["loss_fake"])
+        if self.lr_rule is not None:
+            scale = self.lr_rule.observe(logs["M_global"])
+            if scale is not None:
+                for opt in optimizers.values():
+                    for group in opt.param_groups:
+                        group["lr"] = self.hparams.lr * scale
+
+    def progress_keys(self) -> tuple[str, ...]:
+        return ("k", "M_global")

@@ -1,0 +1,1 @@
+"""The reference host: the training loop, checkpoints, the ``gan-train`` command."""
