@@ -16,7 +16,9 @@ from began_plugin.began.loss import Scalar, convergence_measure, equilibrium_upd
 
 
 def _as_tensor(value: Scalar, like: torch.Tensor) -> torch.Tensor:
-    return torch.as_tensor(value.detach() if isinstance(value, torch.Tensor) else value).to(like)
+    if isinstance(value, torch.Tensor):
+        return value.detach().to(like)
+    return torch.tensor(float(value), dtype=like.dtype, device=like.device)
 
 
 class EquilibriumController(nn.Module):

@@ -1,0 +1,117 @@
+"""Registry behaviour, with third-party distributions installed for real as dist-info folders on sys.path."""
+
+import sys
+import textwrap
+from importlib.metadata import entry_points
+
+import pytest
+import torch
+
+from began_plugin import RegistryError, create_model, list_models, load_model
+from began_plugin.registry import model_status
+from began_plugin.training.step import train_step
+
+TINY_MODEL = '''
+from dataclasses import dataclass
+import torch
+from torch import nn
+from began_plugin.interface import GANModel, LossOutput
+
+class TinyGAN(GANModel):
+    @dataclass
+    class Hparams:
+        lr: float = 1e-3
+
+    supported_image_sizes = (8,)
+
+    def __init__(self, image_size=8, channels=1, **hp):
+        super().__init__(image_size, channels, **hp)
+        d = channels * image_size * image_size
+        self.generator = nn.Sequential(nn.Linear(4, d), nn.Tanh(), nn.Unflatten(1, (channels, image_size, image_size)))
+        self.discriminator = nn.Sequential(nn.Flatten(), nn.Linear(d, 1))
+
+    def sample_z(self, n, generator=None):
+        return torch.randn(n, 4, generator=generator)
+
+    def configure_optimizers(self):
+        return {"generator": torch.optim.SGD(self.generator.parameters(), lr=self.hparams.lr),
+                "discriminator": torch.optim.SGD(self.discriminator.parameters(), lr=self.hparams.lr)}
+
+    def discriminator_loss(self, real):
+        fake = self.generator(self.sample_z(real.shape[0])).detach()
+        loss = self.discriminator(fake).mean() - self.discriminator(real).mean()
+        return LossOutput(loss, {"loss_d": loss.detach()})
+
+    def generator_loss(self, real):
+        loss = -self.discriminator(self.generator(self.sample_z(real.shape[0]))).mean()
+        return LossOutput(loss, {"loss_g": loss.detach()})
+
+class Incomplete(nn.Module):
+    supported_image_sizes = (8,)
+'''
+
+
+def _install(root, dist, version, entries, modules=None):
+    """Create a real installed distribution: NAME-VERSION.dist-info with entry_points.txt."""
+    info = root / f"{dist.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    lines = "\n".join(f"{name} = {target}" for name, target in entries.items())
+    (info / "entry_points.txt").write_text(f"[gan_trainer.models]\n{lines}\n")
+    for mod, src in (modules or {}).items():
+        (root / f"{mod}.py").write_text(textwrap.dedent(src))
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield tmp_path
+    for mod in [m for m in sys.modules if m.startswith("thirdparty_")]:
+        del sys.modules[mod]
+
+
+def test_our_models_are_found_through_the_entry_point_group():
+    names = sorted(e.name for e in entry_points(group="gan_trainer.models"))
+    assert {"began", "dcgan", "wgan_gp"} <= set(names)
+
+
+def test_a_third_party_model_is_discovered_and_trains_one_step(site):
+    _install(site, "tiny-gan", "1.2.3", {"tiny": "thirdparty_tiny:TinyGAN"}, {"thirdparty_tiny": TINY_MODEL})
+    assert "tiny" in list_models()
+    assert "thirdparty_tiny" not in sys.modules  # listing imports no plugin
+    model = create_model("tiny", image_size=8, channels=1)
+    before = [p.clone() for p in model.parameters()]
+    train_step(model, model.configure_optimizers(), lambda: torch.rand(4, 1, 8, 8))
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_unknown_name_lists_the_available_models():
+    with pytest.raises(RegistryError, match=r"unknown model 'begna'.*'began'.*'dcgan'.*'wgan_gp'"):
+        load_model("begna")
+
+
+def test_a_broken_plugin_names_itself_and_does_not_hide_the_others(site):
+    _install(site, "broken-gan", "0.0.1", {"broken": "thirdparty_broken:Model"},
+             {"thirdparty_broken": "raise ImportError('no module named cuda_magic')\n"})
+    with pytest.raises(RegistryError, match=r"'broken'.*thirdparty_broken:Model.*broken-gan 0\.0\.1.*cuda_magic") as info:
+        load_model("broken")
+    assert isinstance(info.value.__cause__, ImportError)
+    status = {entry.name: s for entry, s in model_status()}
+    assert status["began"] == "ok" and "cuda_magic" in status["broken"]
+    assert load_model("began").__name__ == "BEGAN"
+
+
+def test_two_distributions_registering_one_name_is_an_error_naming_both(site):
+    _install(site, "tiny-gan", "1.0", {"tiny": "thirdparty_tiny:TinyGAN"}, {"thirdparty_tiny": TINY_MODEL})
+    _install(site, "other-gan", "2.0", {"tiny": "thirdparty_tiny:TinyGAN"})
+    with pytest.raises(RegistryError, match=r"registered twice.*(tiny-gan 1\.0.*other-gan 2\.0|other-gan 2\.0.*tiny-gan 1\.0)"):
+        load_model("tiny")
+
+
+def test_a_non_conforming_object_says_what_is_missing(site):
+    _install(site, "tiny-gan", "1.0", {"half": "thirdparty_tiny:Incomplete", "fn": "thirdparty_tiny:torch"},
+             {"thirdparty_tiny": TINY_MODEL})
+    with pytest.raises(RegistryError, match=r"'half'.*lacks Hparams, sample_z, generate, configure_optimizers"):
+        load_model("half")
+    with pytest.raises(RegistryError, match=r"'fn'.*not an nn.Module subclass"):
+        load_model("fn")
