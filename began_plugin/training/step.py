@@ -8,7 +8,8 @@ the optimizers and calls the model's hook.
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+import contextlib
+from typing import Callable, ContextManager, Mapping
 
 import torch
 
@@ -29,6 +30,7 @@ def train_step(
     next_batch: Callable[[], torch.Tensor],
     sync_grads: Callable[[list[torch.nn.Parameter]], None] | None = None,
     reduce_logs: Callable[[Logs], Logs] | None = None,
+    autocast: Callable[[], ContextManager] = contextlib.nullcontext,
 ) -> Logs:
     """Run ``model.n_critic`` discriminator updates and one generator update; return the logs.
 
@@ -44,13 +46,15 @@ def train_step(
     real = None
     for _ in range(critic_only):
         real = next_batch()
-        out = model.discriminator_loss(real)
+        with autocast():
+            out = model.discriminator_loss(real)
         _apply(out.loss, d_params, opt_d, sync_grads)
         opt_d.step()
         logs.update(out.logs)
     if model.simultaneous:
         real = next_batch()
-        d_out, g_out = model.losses(real)
+        with autocast():
+            d_out, g_out = model.losses(real)
         _apply(d_out.loss, d_params, opt_d, sync_grads, retain_graph=True)
         _apply(g_out.loss, g_params, opt_g, sync_grads)
         opt_d.step()
@@ -59,7 +63,8 @@ def train_step(
     else:
         if real is None:
             real = next_batch()
-        g_out = model.generator_loss(real)
+        with autocast():
+            g_out = model.generator_loss(real)
         _apply(g_out.loss, g_params, opt_g, sync_grads)
         opt_g.step()
     logs.update(g_out.logs)

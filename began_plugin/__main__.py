@@ -1,0 +1,5 @@
+import sys
+
+from began_plugin.training.cli import main
+
+sys.exit(main())

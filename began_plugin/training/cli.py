@@ -1,0 +1,53 @@
+"""``gan-train`` / ``python -m began_plugin``: train any registered model from ``key=value`` arguments."""
+
+from __future__ import annotations
+
+import sys
+
+from began_plugin.data import DataError
+from began_plugin.registry import RegistryError, model_status
+from began_plugin.training.checkpoint import CheckpointError
+from began_plugin.training.config import ConfigError, help_text, parse_args
+
+
+def list_models_text() -> str:
+    lines = []
+    for entry, status in model_status():
+        ok = "loads" if status == "ok" else f"DOES NOT LOAD: {status}"
+        lines.append(f"{entry.name:<10} {entry.distribution} {entry.version:<8} {ok}")
+        if status == "ok":
+            from began_plugin.registry import load_model
+            from began_plugin.training.config import model_hparams
+
+            hp = model_hparams(load_model(entry.name), [])
+            lines.append("           " + " ".join(f"model.{k}={v}" for k, v in hp.items()))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-h", "--help") for a in args):
+        print(help_text())
+        return 0
+    if "--list-models" in args:
+        print(list_models_text())
+        return 0
+    unknown_flags = [a for a in args if a.startswith("-")]
+    if unknown_flags:
+        print(f"gan-train: error: unknown option {unknown_flags[0]!r}; options are --help and --list-models, "
+              f"everything else is key=value.", file=sys.stderr)
+        return 2
+    from began_plugin.training.loop import TrainingDiverged, train
+
+    try:
+        cfg = parse_args(args)
+        result = train(cfg, argv=["gan-train", *args])
+    except (ConfigError, RegistryError, DataError, CheckpointError, TrainingDiverged) as exc:
+        print(f"gan-train: error: {exc}", file=sys.stderr)
+        return 2 if not isinstance(exc, TrainingDiverged) else 3
+    print(f"run directory: {result.run_dir} (step {result.step})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,260 @@
+"""The reference host: trains any ``gan_trainer.models`` model, resumably, on one or many processes.
+
+Data flows one way: dataset -> ``BatchStream`` -> ``train_step`` (the model's losses,
+our backward and optimizer steps) -> logs, sample grids and checkpoints in the run
+directory.  Resuming restores the model (BEGAN's k_t included), the optimizers, the
+step, every random generator and the position in the data order, so on the CPU a
+resumed run ends with the same bits as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import random
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from began_plugin.data import build_dataset
+from began_plugin.registry import create_model
+from began_plugin.training import distributed
+from began_plugin.training.checkpoint import capture_rng, restore_rng, safe_load
+from began_plugin.training.config import ConfigError, TrainConfig, to_dict
+from began_plugin.training.run_directory import RunDirectory
+from began_plugin.training.step import train_step
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite."""
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int
+    interrupted: bool
+    last_logs: dict[str, float]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"device={name!r} is not a device; use auto, cpu, cuda or cuda:N.") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={name!r} was asked for but no CUDA GPU is visible; use device=cpu or device=auto.")
+    return device
+
+
+def _stream_seed(seed: int, *parts: int) -> int:
+    """A 63-bit seed derived from the run seed and a purpose, so streams never collide."""
+    digest = hashlib.sha256(repr((seed, *parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+class BatchStream:
+    """Batches in a seeded per-epoch order, resumable from any position.
+
+    Epoch e's order is ``randperm`` drawn from a generator seeded by (seed, e), so the
+    order does not depend on any other random state, and process r of w reads every
+    w-th index of it.  ``position`` counts the batches handed out.
+    """
+
+    def __init__(self, dataset, batch_size: int, seed: int, group: distributed.ProcessGroup,
+                 device: torch.device, channels_last: bool = False) -> None:
+        self.dataset, self.batch_size, self.seed = dataset, batch_size, seed
+        self.group, self.device, self.channels_last = group, device, channels_last
+        self.per_epoch = (len(dataset) // group.world_size) // batch_size
+        if self.per_epoch == 0:
+            raise ConfigError(
+                f"batch_size={batch_size} is larger than the {len(dataset) // group.world_size} images each of "
+                f"the {group.world_size} process(es) gets from {dataset.name!r}; pass a smaller batch_size."
+            )
+        self.position = 0
+        self._epoch, self._order = -1, None
+
+    def indices(self, position: int) -> torch.Tensor:
+        epoch, b = divmod(position, self.per_epoch)
+        if epoch != self._epoch:
+            gen = torch.Generator().manual_seed(_stream_seed(self.seed, 1, epoch))
+            self._order = torch.randperm(len(self.dataset), generator=gen)[self.group.rank :: self.group.world_size]
+            self._epoch = epoch
+        return self._order[b * self.batch_size : (b + 1) * self.batch_size]
+
+    def next(self) -> torch.Tensor:
+        idx = self.indices(self.position)
+        self.position += 1
+        if getattr(self.dataset, "images", None) is not None:
+            batch = self.dataset.images[idx]
+        else:
+            batch = torch.stack([self.dataset[i] for i in idx.tolist()])
+        batch = batch.to(self.device, non_blocking=True)
+        if self.channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        return batch
+
+
+class _StopRequest:
+    """SIGINT / SIGTERM ask the loop to finish the step, checkpoint and exit."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.signal is not None:  # a second Ctrl-C stops at once
+            raise KeyboardInterrupt
+        self.signal = signum
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+def train(cfg: TrainConfig, progress: bool = True, argv: list[str] | None = None) -> TrainResult:
+    """Train ``cfg.model`` as ``cfg`` says; return where the run is and how far it got."""
+    device = resolve_device(cfg.device)
+    group = distributed.init_from_env(device)
+    if group.active and device.type == "cuda":
+        device = torch.device("cuda", group.local_rank)
+        torch.cuda.set_device(device)
+
+    # Everything that can fail on bad input fails here, before the run directory is touched.
+    dataset = build_dataset(cfg.data.name, cfg.data.root, cfg.image_size, split=cfg.data.split,
+                            skip_bad_files=cfg.data.skip_bad_files)
+    _seed_everything(cfg.seed)
+    model = create_model(cfg.model, image_size=cfg.image_size, channels=dataset.channels, **cfg.model_hparams)
+    model.to(device)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizers = model.configure_optimizers()
+    stream = BatchStream(dataset, cfg.batch_size, cfg.seed, group, device, cfg.channels_last)
+    fixed_z = model.sample_z(cfg.num_samples, generator=torch.Generator().manual_seed(_stream_seed(cfg.seed, 2)))
+
+    run = RunDirectory(Path(cfg.out), write=group.is_main)
+    record = to_dict(cfg)
+    record["world_size"] = group.world_size
+    run.check(record, resume=cfg.resume)
+    if group.active:
+        dist.barrier()  # every process has checked the directory before the main one writes to it
+    run.open(record, argv=argv)
+    step = 0
+    try:
+        if cfg.resume and run.checkpoint_path.exists():
+            state = safe_load(run.checkpoint_path, map_location=device)
+            model.load_state_dict(state["model"])
+            for name, opt in optimizers.items():
+                opt.load_state_dict(state["optimizers"][name])
+            step, stream.position = int(state["step"]), int(state["data_position"])
+            restore_rng(state["rng"][group.rank])
+            run.truncate_log(step)
+        else:
+            if group.active:
+                distributed.broadcast_state(model)
+            # Each process draws its own latents; the same on every run with this seed.
+            torch.manual_seed(_stream_seed(cfg.seed, 3, group.rank))
+        if cfg.compile:
+            model.generator.compile()
+            model.discriminator.compile()
+        sync_grads = distributed.average_gradients(group) if group.active else None
+        reduce_logs = distributed.average_logs(group) if group.active else None
+        autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if cfg.precision == "bf16" else contextlib.nullcontext
+
+        writer = run.tensorboard(purge_step=step + 1 if step else None)
+        bar = tqdm(total=cfg.steps, initial=step, disable=not (progress and group.is_main), dynamic_ncols=True,
+                   desc=f"{cfg.model} {cfg.data.name}")
+        shown = tuple(getattr(model, "progress_keys", lambda: ())())
+        last: dict[str, float] = {}
+        tick, images = time.perf_counter(), 0
+        interrupted = False
+        with _StopRequest() as stop:
+            while step < cfg.steps:
+                before = stream.position
+                logs = train_step(model, optimizers, stream.next, sync_grads, reduce_logs, autocast)
+                step += 1
+                images += (stream.position - before) * cfg.batch_size * group.world_size
+                bar.update(1)
+                stop_now = stop.signal is not None
+                if step % cfg.log_every == 0 or step == cfg.steps or stop_now:
+                    now = time.perf_counter()
+                    last = {k: float(v) for k, v in logs.items()}
+                    bad = [k for k, v in last.items() if not np.isfinite(v)]
+                    if bad:
+                        good = run.checkpoint_path if run.checkpoint_path.exists() else None
+                        raise TrainingDiverged(
+                            f"model {cfg.model!r} produced a non-finite {', '.join(bad)} at step {step}; "
+                            f"the last good checkpoint is {good or 'none (none was written yet)'}: "
+                            f"lower the learning rate (model.lr=...) or resume from it."
+                        )
+                    row = {"step": step, **last, "images_per_s": images / max(now - tick, 1e-9)}
+                    for name, opt in optimizers.items():
+                        row[f"lr_{name}"] = opt.param_groups[0]["lr"]
+                    run.log(row, writer)
+                    tick, images = now, 0
+                    if shown:
+                        bar.set_postfix({k: f"{last[k]:.4f}" for k in shown if k in last})
+                if step % cfg.sample_every == 0 or step == cfg.steps or stop_now:
+                    # eval mode: a sample grid must not move batch-norm statistics
+                    model.eval()
+                    with torch.no_grad():
+                        run.save_samples(step, model.generate(fixed_z), writer)
+                    model.train()
+                if step % cfg.checkpoint_every == 0 or step == cfg.steps or stop_now:
+                    _checkpoint(run, model, optimizers, step, stream, group)
+                if stop_now:
+                    interrupted = True
+                    break
+        bar.close()
+        if writer is not None:
+            writer.close()
+        if interrupted and group.is_main:
+            tqdm.write(
+                f"Stopped by signal {stop.signal} at step {step}; checkpoint written. "
+                f"Resume with the same command plus resume=true."
+            )
+        return TrainResult(Path(cfg.out), step, interrupted, last)
+    finally:
+        run.close()
+
+
+def _checkpoint(run: RunDirectory, model, optimizers, step: int, stream: BatchStream, group) -> None:
+    rng = capture_rng()
+    if group.active:
+        distributed.check_in_sync(model, group)
+        gathered: list[Any] = [None] * group.world_size
+        dist.all_gather_object(gathered, rng)
+        rng_all = gathered
+    else:
+        rng_all = [rng]
+    if group.is_main:
+        run.save_checkpoint({
+            "model": model.state_dict(),
+            "optimizers": {name: opt.state_dict() for name, opt in optimizers.items()},
+            "step": step,
+            "data_position": stream.position,
+            "rng": rng_all,
+        })

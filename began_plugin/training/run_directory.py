@@ -1,0 +1,228 @@
+"""A run directory: what a run leaves behind, written so that nothing is ever half-written.
+
+    config.json          the resolved configuration (model hyper-parameters included)
+    provenance.json      versions, git revision, command line, device, start time
+    metrics.jsonl        one JSON object per logged step
+    tb/                  the same scalars and the sample grids as TensorBoard events
+    samples/step_N.png   grids of images generated from one fixed z
+    checkpoints/latest.pt  everything needed to resume (weights_only-loadable)
+    .lock                held while a trainer writes here
+
+Only the main process writes; the others get a directory object whose writes do nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from began_plugin.training.checkpoint import atomic_save, atomic_write
+from began_plugin.training.config import ConfigError
+
+#: Keys that may change between a run and its resumption.
+RESUMABLE_CHANGES = {"resume", "device", "steps", "data.num_workers", "log_every"}
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    a, b = _flatten(old), _flatten(new)
+    return [
+        f"{k}: {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}"
+        for k in sorted(set(a) | set(b))
+        if k not in RESUMABLE_CHANGES and a.get(k) != b.get(k)
+    ]
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    import torchvision
+
+    # The modules' own strings carry the build (e.g. 2.14.1+cu130); metadata versions do not.
+    out = {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__}
+    for dist in ("began-plugin", "torch-fidelity", "pytorch-fid", "numpy", "scipy", "omegaconf"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
+
+
+def git_revision() -> str | None:
+    """The source tree's commit (with ``-dirty`` when it has changes), or None outside git."""
+    here = Path(__file__).resolve().parent
+    try:
+        rev = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        if rev.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return rev.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class RunDirectory:
+    def __init__(self, root: Path, write: bool = True) -> None:
+        self.root = Path(root)
+        self.write = write
+        self.checkpoint_path = self.root / "checkpoints" / "latest.pt"
+        self.config_path = self.root / "config.json"
+        self.metrics_path = self.root / "metrics.jsonl"
+        self.lock_path = self.root / ".lock"
+        self._locked = False
+
+    # -- opening: every check happens before the first byte is written -------------
+    def check(self, config: dict[str, Any], resume: bool) -> None:
+        """Refuse a directory that holds another run, or a resume under a changed config."""
+        if self.config_path.exists():
+            if not resume:
+                raise ConfigError(
+                    f"out={str(self.root)!r} already holds a run; pass resume=true to continue it "
+                    f"or choose another out= directory."
+                )
+            old = json.loads(self.config_path.read_text())
+            diffs = config_differences(old, config)
+            if diffs:
+                raise ConfigError(
+                    f"cannot resume {str(self.root)!r} under a changed configuration ({'; '.join(diffs)}); "
+                    f"rerun with the original values or start a new run in another out= directory."
+                )
+        elif resume and self.root.exists() and any(self.root.iterdir()):
+            raise ConfigError(f"out={str(self.root)!r} holds no run to resume (no config.json); check the path.")
+        elif self.root.exists() and any(p.name != ".lock" for p in self.root.iterdir()):
+            raise ConfigError(
+                f"out={str(self.root)!r} is not empty and is not a run directory; choose an empty or new directory."
+            )
+
+    def open(self, config: dict[str, Any], argv: list[str] | None = None) -> None:
+        """Take the lock and write the configuration and provenance (after ``check``)."""
+        if not self.write:
+            return
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self._acquire_lock()
+        except PermissionError:
+            raise ConfigError(f"out={str(self.root)!r} is not writable; choose a directory you can write to.") from None
+        except OSError as exc:
+            raise ConfigError(f"out={str(self.root)!r} cannot be written ({exc.strerror}); free space or choose another directory.") from None
+        if not self.config_path.exists():
+            self._write_json(self.config_path, config)
+        self._write_json(
+            self.root / "provenance.json",
+            {
+                "versions": package_versions(),
+                "git_revision": git_revision(),
+                "argv": argv if argv is not None else sys.argv,
+                "device": str(torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "cpu"),
+                "host": socket.gethostname(),
+                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "torch_threads": torch.get_num_threads(),
+            },
+        )
+
+    def _acquire_lock(self) -> None:
+        me = f"{os.getpid()} {socket.gethostname()}"
+        for _ in range(2):
+            try:
+                fd = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                try:
+                    pid_s, host = self.lock_path.read_text().split(maxsplit=1)
+                    pid = int(pid_s)
+                except (ValueError, OSError):
+                    pid, host = -1, ""
+                if host.strip() == socket.gethostname() and pid > 0 and _pid_alive(pid):
+                    raise ConfigError(
+                        f"another trainer (pid {pid}) is writing to out={str(self.root)!r}; wait for it to finish "
+                        f"or stop it, or choose another out= directory."
+                    ) from None
+                # Left behind by a process that died: a crashed run must not block its resumption forever.
+                self.lock_path.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w") as fh:
+                fh.write(me)
+            self._locked = True
+            return
+        raise ConfigError(f"could not take the lock {self.lock_path}; remove it if no trainer is running.")
+
+    def close(self) -> None:
+        if self._locked:
+            self.lock_path.unlink(missing_ok=True)
+            self._locked = False
+
+    # -- writing -----------------------------------------------------------------------
+    def _write_json(self, path: Path, obj: Any) -> None:
+        atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"))
+
+    def log(self, row: dict[str, Any], writer=None) -> None:
+        if not self.write:
+            return
+        with open(self.metrics_path, "a") as fh:
+            fh.write(json.dumps(row) + "\n")
+        if writer is not None:
+            for key, value in row.items():
+                if key != "step":
+                    writer.add_scalar(key, value, row["step"])
+
+    def truncate_log(self, step: int) -> None:
+        """Drop log lines after ``step``: the resumed run writes them again."""
+        if not self.write or not self.metrics_path.exists():
+            return
+        keep = []
+        for line in self.metrics_path.read_text().splitlines():
+            try:
+                if json.loads(line)["step"] <= step:
+                    keep.append(line)
+            except (ValueError, KeyError):
+                break  # a line cut by a kill is the end of what was written
+        atomic_write(self.metrics_path, lambda tmp: tmp.write_text("".join(f"{l}\n" for l in keep)))
+
+    def tensorboard(self, purge_step: int | None = None):
+        if not self.write:
+            return None
+        from torch.utils.tensorboard import SummaryWriter
+
+        return SummaryWriter(log_dir=str(self.root / "tb"), purge_step=purge_step)
+
+    def save_samples(self, step: int, images: torch.Tensor, writer=None) -> None:
+        if not self.write:
+            return
+        from torchvision.utils import make_grid, save_image
+
+        grid = make_grid(images.detach().float().cpu() * 0.5 + 0.5, nrow=8, padding=2)
+        atomic_write(self.root / "samples" / f"step_{step:07d}.png", lambda tmp: save_image(grid, tmp, format="png"))
+        if writer is not None:
+            writer.add_image("samples", grid.clamp(0, 1), step)
+
+    def save_checkpoint(self, state: dict[str, Any]) -> None:
+        if self.write:
+            atomic_save(state, self.checkpoint_path)
