@@ -1,0 +1,95 @@
+"""FID / KID / IS for the BEGAN benchmark, with torch-fidelity doing the metric math.
+
+- FID: Heusel et al. 2017, "GANs Trained by a Two Time-Scale Update Rule Converge to a Local Nash Equilibrium".
+- KID: Bińkowski et al. 2018, "Demystifying MMD GANs".
+- IS: Salimans et al. 2016, "Improved Techniques for Training GANs".
+
+Pipeline: trainer images in [-1, 1] -> :func:`to_uint8_rgb` -> a feature network from
+:func:`load_feature_network` (``inception-offline``, ``inception`` or the test-only ``standin``) ->
+streaming :class:`FeatureStatistics` (:func:`images_to_statistics`; real-data ones cached with
+:func:`load_or_compute_statistics`) -> :func:`compute_metrics`.
+
+Importing this package registers ``inception-offline`` with torch-fidelity, so
+``torch_fidelity.calculate_metrics(feature_extractor="inception-offline", ...)`` works offline too.
+"""
+
+from began_plugin.metrics.cache import (
+    cache_key,
+    cache_path,
+    load_or_compute_statistics,
+    load_statistics,
+    save_statistics,
+    statistics_cache_fields,
+)
+from began_plugin.metrics.compute import (
+    KEY_FID,
+    KEY_FID_PYTORCH_FID,
+    KEY_IS,
+    KEY_KID,
+    KEY_STANDIN_FD,
+    KEY_STANDIN_FD_PYTORCH_FID,
+    KEY_STANDIN_KD,
+    KEY_STANDIN_LOGIT_SCORE,
+    MetricValue,
+    compute_metrics,
+    metric_keys,
+)
+from began_plugin.metrics.errors import MetricsError, MetricsWarning
+from began_plugin.metrics.feature_networks import (
+    NETWORK_INCEPTION,
+    NETWORK_INCEPTION_OFFLINE,
+    NETWORK_NAMES,
+    NETWORK_STANDIN,
+    FeatureExtractorInceptionOffline,
+    FeatureNetwork,
+    InceptionNetwork,
+    InceptionOfflineNetwork,
+    StandinNetwork,
+    default_offline_weights_path,
+    load_feature_network,
+)
+from began_plugin.metrics.fid import frechet_distance, frechet_distance_pytorch_fid
+from began_plugin.metrics.images import to_uint8_rgb
+from began_plugin.metrics.isc import logits_score
+from began_plugin.metrics.kid import kernel_distance
+from began_plugin.metrics.statistics import FeatureStatistics, images_to_statistics
+
+__all__ = [
+    "KEY_FID",
+    "KEY_FID_PYTORCH_FID",
+    "KEY_IS",
+    "KEY_KID",
+    "KEY_STANDIN_FD",
+    "KEY_STANDIN_FD_PYTORCH_FID",
+    "KEY_STANDIN_KD",
+    "KEY_STANDIN_LOGIT_SCORE",
+    "NETWORK_INCEPTION",
+    "NETWORK_INCEPTION_OFFLINE",
+    "NETWORK_NAMES",
+    "NETWORK_STANDIN",
+    "FeatureExtractorInceptionOffline",
+    "FeatureNetwork",
+    "FeatureStatistics",
+    "InceptionNetwork",
+    "InceptionOfflineNetwork",
+    "MetricValue",
+    "MetricsError",
+    "MetricsWarning",
+    "StandinNetwork",
+    "cache_key",
+    "cache_path",
+    "compute_metrics",
+    "default_offline_weights_path",
+    "frechet_distance",
+    "frechet_distance_pytorch_fid",
+    "images_to_statistics",
+    "kernel_distance",
+    "load_feature_network",
+    "load_or_compute_statistics",
+    "load_statistics",
+    "logits_score",
+    "metric_keys",
+    "save_statistics",
+    "statistics_cache_fields",
+    "to_uint8_rgb",
+]

@@ -1,0 +1,154 @@
+"""FID / KID / IS from two sets of streaming statistics, every number labelled with the network behind it.
+
+FID: Heusel et al. 2017; KID: Bińkowski et al. 2018; IS: Salimans et al. 2016 (see the ``fid``, ``kid`` and
+``isc`` modules). The math is torch-fidelity's. A number is only called FID / KID / IS when it comes from an
+Inception network; the ``standin`` network's numbers get their own keys (``standin_fd``, ``standin_kd``,
+``standin_logit_score``) so a test-only figure can never be read as a FID.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, Optional
+
+from began_plugin.metrics.errors import MetricsError
+from began_plugin.metrics.feature_networks import NETWORK_STANDIN
+from began_plugin.metrics.fid import check_covariance_sample_count, frechet_distance, frechet_distance_pytorch_fid
+from began_plugin.metrics.isc import DEFAULT_ISC_SPLITS, logits_score
+from began_plugin.metrics.kid import DEFAULT_KID_SUBSET_SIZE, DEFAULT_KID_SUBSETS, kernel_distance
+from began_plugin.metrics.statistics import FeatureStatistics
+
+__all__ = [
+    "KEY_FID",
+    "KEY_FID_PYTORCH_FID",
+    "KEY_KID",
+    "KEY_IS",
+    "KEY_STANDIN_FD",
+    "KEY_STANDIN_FD_PYTORCH_FID",
+    "KEY_STANDIN_KD",
+    "KEY_STANDIN_LOGIT_SCORE",
+    "MetricValue",
+    "metric_keys",
+    "compute_metrics",
+]
+
+KEY_FID = "fid"
+KEY_FID_PYTORCH_FID = "fid_pytorch_fid"
+KEY_KID = "kid"
+KEY_IS = "is"
+KEY_STANDIN_FD = "standin_fd"
+KEY_STANDIN_FD_PYTORCH_FID = "standin_fd_pytorch_fid"
+KEY_STANDIN_KD = "standin_kd"
+KEY_STANDIN_LOGIT_SCORE = "standin_logit_score"
+
+_INCEPTION_KEYS = {"fid": KEY_FID, "fid_pytorch_fid": KEY_FID_PYTORCH_FID, "kid": KEY_KID, "is": KEY_IS}
+_STANDIN_KEYS = {
+    "fid": KEY_STANDIN_FD,
+    "fid_pytorch_fid": KEY_STANDIN_FD_PYTORCH_FID,
+    "kid": KEY_STANDIN_KD,
+    "is": KEY_STANDIN_LOGIT_SCORE,
+}
+
+
+def metric_keys(network_name: str) -> Dict[str, str]:
+    """Result keys for a network: ``{"fid", "fid_pytorch_fid", "kid", "is"}`` -> the key used in the results."""
+    return dict(_STANDIN_KEYS if network_name == NETWORK_STANDIN else _INCEPTION_KEYS)
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricValue:
+    """One metric: its value (and spread over subsets/splits where it has one) and where it came from."""
+
+    value: Optional[float]
+    network: str
+    weights_sha256: str
+    num_real: int
+    num_fake: int
+    std: Optional[float] = None
+    available: bool = True
+    #: Why the metric is not available (None when it is).
+    reason: Optional[str] = None
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _check_stats_match(network, stats: FeatureStatistics, what: str) -> None:
+    if stats.network != network.name or stats.weights_sha256 != network.weights_sha256:
+        raise MetricsError(
+            f"the {what} statistics were computed with network {stats.network!r} (weights {stats.weights_sha256[:12]}...) "
+            f"but the metrics are asked for {network.name!r} (weights {network.weights_sha256[:12]}...); recompute them with the same network."
+        )
+
+
+def compute_metrics(
+    network,
+    real_stats: FeatureStatistics,
+    fake_stats: FeatureStatistics,
+    *,
+    fid: bool = True,
+    kid: bool = True,
+    isc: bool = True,
+    crosscheck: bool = False,
+    kid_subset_size: int = DEFAULT_KID_SUBSET_SIZE,
+    kid_subsets: int = DEFAULT_KID_SUBSETS,
+    isc_splits: int = DEFAULT_ISC_SPLITS,
+    seed: int = 2020,
+) -> Dict[str, MetricValue]:
+    """FID (and its pytorch-fid cross-check), KID and IS of ``fake_stats`` against ``real_stats``.
+
+    Keys are from :func:`metric_keys` (``KEY_FID``, ... or ``KEY_STANDIN_FD``, ... for the stand-in network).
+    IS uses the fake images only; when ``network`` has no logits it is returned with ``available=False`` and
+    the reason. Too few samples raise :class:`MetricsError`.
+
+    ``crosscheck`` adds pytorch-fid's value under ``KEY_FID_PYTORCH_FID``. It is off by default because
+    ``scipy.linalg.sqrtm`` on 2048 x 2048 matrices is slow on a CPU (about 11 s with full-rank covariances and
+    over 70 s with rank-deficient ones on this project's 2-core machine, against 3-5 s for torch-fidelity).
+    """
+    _check_stats_match(network, real_stats, "real")
+    _check_stats_match(network, fake_stats, "fake")
+    keys = metric_keys(network.name)
+    common = dict(
+        network=network.name,
+        weights_sha256=network.weights_sha256,
+        num_real=real_stats.count,
+        num_fake=fake_stats.count,
+    )
+    out: Dict[str, MetricValue] = {}
+
+    if fid:
+        check_covariance_sample_count(real_stats.count, real_stats.feature_dim, "real")
+        check_covariance_sample_count(fake_stats.count, fake_stats.feature_dim, "fake")
+        mu_r, sigma_r = real_stats.to_mu_sigma()
+        mu_f, sigma_f = fake_stats.to_mu_sigma()
+        out[keys["fid"]] = MetricValue(frechet_distance(mu_r, sigma_r, mu_f, sigma_f), **common)
+        if crosscheck:
+            out[keys["fid_pytorch_fid"]] = MetricValue(frechet_distance_pytorch_fid(mu_r, sigma_r, mu_f, sigma_f), **common)
+
+    if kid:
+        if real_stats.kid_features is None or fake_stats.kid_features is None:
+            raise MetricsError(
+                f"KID needs stored features but the {'real' if real_stats.kid_features is None else 'fake'} statistics kept none; "
+                f"compute them with kid_max >= {kid_subset_size} or pass kid=False."
+            )
+        mean, std = kernel_distance(
+            real_stats.kid_features,
+            fake_stats.kid_features,
+            subset_size=kid_subset_size,
+            subsets=kid_subsets,
+            seed=seed,
+        )
+        out[keys["kid"]] = MetricValue(mean, std=std, **common)
+
+    if isc:
+        if not network.has_logits:
+            out[keys["is"]] = MetricValue(None, available=False, reason=network.no_logits_reason, **common)
+        else:
+            if fake_stats.logits is None:
+                raise MetricsError(
+                    "the Inception Score needs the fake images' logits but the fake statistics kept none; compute them "
+                    "with keep_logits=True or pass isc=False."
+                )
+            mean, std = logits_score(fake_stats.logits, splits=isc_splits, seed=seed)
+            out[keys["is"]] = MetricValue(mean, std=std, **common)
+    return out

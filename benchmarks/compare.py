@@ -1,0 +1,411 @@
+"""BEGAN vs DCGAN vs WGAN-GP under one protocol: FID / KID / IS tables a researcher can cite.
+
+    python benchmarks/compare.py --preset smoke --out DIR        # CI-sized, a few minutes on 2 cores
+    python benchmarks/compare.py --preset cpu --out DIR          # embedded digits, several seeds
+    python benchmarks/compare.py --preset cifar10 --out DIR --inception-weights pt_inception-2015-12-05.pth
+
+For each (model, seed) cell: train with the reference trainer (models reached through the
+``gan_trainer.models`` registry, as any stranger's trainer would), generate N images from a
+seeded z, compute metrics with a named feature network, and write the cell's result file
+atomically.  Rerunning the command skips finished cells and resumes unfinished training;
+``--cells began:0,dcgan:1`` runs a subset (several machines can share DIR); ``--collect``
+builds the tables from whatever cells exist.  Outputs in DIR: results.jsonl, table.md,
+table.csv, table.tex, samples.png, began_curves.png, cells/, runs/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import io
+import json
+import math
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from began_plugin import metrics
+from began_plugin.data import DataError, build_dataset
+from began_plugin.registry import RegistryError, list_models
+from began_plugin.training.checkpoint import CheckpointError, atomic_write, safe_load
+from began_plugin.training.config import ConfigError, parse_args
+from began_plugin.training.loop import resolve_device, train
+from began_plugin.training.run_directory import git_revision, package_versions
+from began_plugin.training.sample import generate, load_run
+
+# Lower is better for distances, higher for the Inception Score.
+HIGHER_IS_BETTER = {metrics.KEY_IS, metrics.KEY_STANDIN_LOGIT_SCORE}
+TABLE_KEYS = [metrics.KEY_FID, metrics.KEY_KID, metrics.KEY_IS, metrics.KEY_STANDIN_FD, metrics.KEY_STANDIN_KD,
+              metrics.KEY_STANDIN_LOGIT_SCORE]
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """Everything that defines a cell's numbers; its hash names the protocol in every result."""
+
+    data: str = "digits"
+    data_root: str | None = None
+    image_size: int = 32
+    steps: int = 1500
+    batch_size: int = 32
+    models: tuple[str, ...] = ("began", "dcgan", "wgan_gp")
+    seeds: tuple[int, ...] = (0,)
+    num_samples: int = 1000  # generated images per cell
+    num_real: int = 1000  # real images for the reference statistics
+    real_split: str = "test"
+    network: str = metrics.NETWORK_INCEPTION_OFFLINE
+    kid_subset_size: int = 1000
+    isc_splits: int = 10
+    model_hparams: dict[str, dict[str, Any]] = field(default_factory=dict)  # per model, beyond its defaults
+
+    def key(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+
+#: One source of presets: the CLI's --preset choices, the README's table and the tests read it.
+PRESETS: dict[str, Protocol] = {
+    # CI: all three models, one seed, a few dozen steps, a few hundred samples, the offline Inception.
+    "smoke": Protocol(steps=30, batch_size=16, num_samples=160, num_real=160, real_split="test",
+                      kid_subset_size=80, isc_splits=2,
+                      model_hparams={"began": {"n": 16, "h": 16, "z_dim": 16}, "dcgan": {"width": 16},
+                                     "wgan_gp": {"width": 16}}),
+    # The embedded digits on 2 CPU cores (about an hour), three seeds.
+    "cpu": Protocol(steps=1500, batch_size=32, seeds=(0, 1, 2), num_samples=360, num_real=360,
+                    real_split="test", kid_subset_size=180, isc_splits=4),
+    # Paper-scale protocols for a GPU (Lucic et al. 2018: 10k test images vs 10k generated).
+    "mnist": Protocol(data="mnist", steps=100_000, batch_size=64, seeds=(0, 1, 2), num_samples=10_000,
+                      num_real=10_000, network=metrics.NETWORK_INCEPTION),
+    "cifar10": Protocol(data="cifar10", steps=100_000, batch_size=64, seeds=(0, 1, 2), num_samples=10_000,
+                        num_real=10_000, network=metrics.NETWORK_INCEPTION),
+    "cifar10-50k": Protocol(data="cifar10", steps=100_000, batch_size=64, seeds=(0, 1, 2), num_samples=50_000,
+                            num_real=10_000, network=metrics.NETWORK_INCEPTION),
+    "celeba64": Protocol(data="celeba", image_size=64, steps=100_000, batch_size=16, seeds=(0, 1, 2),
+                         num_samples=10_000, num_real=10_000, real_split="test", network=metrics.NETWORK_INCEPTION),
+}
+
+#: Published numbers to compare with (quoted in table.md's protocol note).
+PUBLISHED = {
+    "mnist": "Lucic et al. 2018 FID: BEGAN 13.1",
+    "cifar10": "BEGAN paper IS 5.62; Lucic et al. 2018 FID: BEGAN 71.4",
+    "cifar10-50k": "BEGAN paper IS 5.62; Lucic et al. 2018 FID: BEGAN 71.4",
+    "celeba64": "Lucic et al. 2018 FID: BEGAN 38.9",
+}
+
+
+class HarnessError(ValueError):
+    """Bad input to the harness: one sentence for the user."""
+
+
+def _cell_name(model: str, seed: int) -> str:
+    return f"{model}-seed{seed}"
+
+
+def parse_cells(text: str | None, protocol: Protocol) -> list[tuple[str, int]]:
+    all_cells = [(m, s) for m in protocol.models for s in protocol.seeds]
+    if not text:
+        return all_cells
+    chosen = []
+    for item in text.split(","):
+        model, _, seed = item.strip().partition(":")
+        if not seed.lstrip("-").isdigit() or (model, int(seed)) not in all_cells:
+            raise HarnessError(
+                f"--cells entry {item!r} is not one of this protocol's cells "
+                f"({', '.join(f'{m}:{s}' for m, s in all_cells)}); write MODEL:SEED."
+            )
+        chosen.append((model, int(seed)))
+    return chosen
+
+
+def _train_args(protocol: Protocol, model: str, seed: int, run_dir: Path, device: str) -> list[str]:
+    args = [f"model={model}", f"data={protocol.data}", f"image_size={protocol.image_size}",
+            f"steps={protocol.steps}", f"batch_size={protocol.batch_size}", f"seed={seed}", f"out={run_dir}",
+            f"device={device}", f"log_every={max(1, min(50, protocol.steps // 20))}",
+            f"sample_every={protocol.steps}", f"checkpoint_every={max(1, min(500, protocol.steps))}"]
+    if protocol.data_root:
+        args.append(f"data.root={protocol.data_root}")
+    args += [f"model.{k}={v}" for k, v in protocol.model_hparams.get(model, {}).items()]
+    return args
+
+
+def _train_cell(protocol, model, seed, run_dir: Path, device: str) -> float:
+    """Train (or finish training) one cell; return the wall time spent now."""
+    start = time.perf_counter()
+    ckpt = run_dir / "checkpoints" / "latest.pt"
+    if ckpt.exists() and int(safe_load(ckpt)["step"]) >= protocol.steps:
+        return 0.0
+    args = _train_args(protocol, model, seed, run_dir, device)
+    resume = (run_dir / "config.json").exists()
+    cfg = parse_args(args + (["resume=true"] if resume else []))
+    train(cfg, progress=False, argv=["benchmarks/compare.py", *args])
+    return time.perf_counter() - start
+
+
+def _real_statistics(protocol: Protocol, network, cache_dir: Path, device) -> metrics.FeatureStatistics:
+    dataset = build_dataset(protocol.data, protocol.data_root, protocol.image_size, split=protocol.real_split)
+    n = min(protocol.num_real, len(dataset))
+    fields = metrics.statistics_cache_fields(
+        dataset=protocol.data, split=protocol.real_split, num_samples=n, image_size=protocol.image_size,
+        channels=dataset.channels, network=network, kid_max=n, keep_logits=False,
+    )
+
+    def compute():
+        def batches():
+            for i in range(0, n, 50):
+                idx = range(i, min(i + 50, n))
+                yield dataset.images[i : i + 50] if dataset.images is not None else torch.stack([dataset[j] for j in idx])
+
+        return metrics.images_to_statistics(network, batches(), kid_max=n, keep_logits=False, max_images=n)
+
+    return metrics.load_or_compute_statistics(str(cache_dir), fields, network, compute)
+
+
+def _fake_statistics(protocol: Protocol, network, run_dir: Path, seed: int, device) -> tuple[metrics.FeatureStatistics, torch.Tensor]:
+    model = load_run(run_dir, device)
+    # The evaluation z is seeded apart from the training seed's streams.
+    images = generate(model, protocol.num_samples, seed=10_000 + seed)
+    batches = (images[i : i + 50] for i in range(0, images.shape[0], 50))
+    stats = metrics.images_to_statistics(network, batches, kid_max=protocol.num_samples)
+    return stats, images[:64]
+
+
+def run_cell(protocol, model, seed, out: Path, network, device, real_stats) -> dict[str, Any]:
+    cell_path = out / "cells" / f"{_cell_name(model, seed)}.json"
+    if cell_path.exists():
+        cell = json.loads(cell_path.read_text())
+        if cell["protocol_key"] != protocol.key():
+            raise HarnessError(f"{cell_path} belongs to another protocol; use a new --out directory.")
+        return cell
+    run_dir = out / "runs" / _cell_name(model, seed)
+    train_time = _train_cell(protocol, model, seed, run_dir, str(device))
+    start = time.perf_counter()
+    fake_stats, grid = _fake_statistics(protocol, network, run_dir, seed, device)
+    values = metrics.compute_metrics(
+        network, real_stats, fake_stats, kid_subset_size=protocol.kid_subset_size, isc_splits=protocol.isc_splits,
+        seed=seed,
+    )
+    atomic_write(out / "cells" / f"{_cell_name(model, seed)}.grid.pt", lambda tmp: torch.save(grid, tmp))
+    cell = {
+        "model": model,
+        "seed": seed,
+        "protocol_key": protocol.key(),
+        "protocol": asdict(protocol),
+        "train_config": json.loads((run_dir / "config.json").read_text()),
+        "metrics": {k: v.as_dict() for k, v in values.items()},
+        "network": network.describe() if hasattr(network, "describe") else {"name": network.name},
+        "versions": package_versions(),
+        "git_revision": git_revision(),
+        "device": str(device) + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else f" ({platform.processor() or platform.machine()})"),
+        "wall_time_s": {"train": round(train_time, 1), "metrics": round(time.perf_counter() - start, 1)},
+    }
+    atomic_write(cell_path, lambda tmp: tmp.write_text(json.dumps(cell, indent=2, sort_keys=True, default=str) + "\n"))
+    return cell
+
+
+# -- collect: cells -> results.jsonl, tables, figures --------------------------------------------
+def _fmt(mean: float, std: float, key: str) -> str:
+    digits = 4 if key in (metrics.KEY_KID, metrics.KEY_STANDIN_KD) else 2
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def collect(out: Path, protocol: Protocol, preset: str | None) -> str:
+    cells = [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*.json"))]
+    cells = [c for c in cells if c["protocol_key"] == protocol.key()]
+    if not cells:
+        raise HarnessError(f"no finished cells in {out / 'cells'} for this protocol; run without --collect first.")
+    lines = []
+    for c in cells:
+        for key, value in sorted(c["metrics"].items()):
+            lines.append({"model": c["model"], "seed": c["seed"], "metric": key, **value,
+                          **{k: c[k] for k in ("protocol_key", "protocol", "train_config", "network", "versions",
+                                               "git_revision", "device", "wall_time_s")}})
+    atomic_write(out / "results.jsonl", lambda tmp: tmp.write_text("".join(json.dumps(l, sort_keys=True, default=str) + "\n" for l in lines)))
+
+    models = [m for m in protocol.models if any(c["model"] == m for c in cells)]
+    keys = [k for k in TABLE_KEYS if any(k in c["metrics"] for c in cells)]
+    summary: dict[tuple[str, str], tuple[float, float, int] | None] = {}
+    for m in models:
+        for k in keys:
+            vals = [c["metrics"][k]["value"] for c in cells if c["model"] == m and k in c["metrics"]]
+            vals = [v for v in vals if v is not None]
+            if vals:
+                mean = sum(vals) / len(vals)
+                std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
+                summary[(m, k)] = (mean, std, len(vals))
+            else:
+                summary[(m, k)] = None
+    best = {}
+    for k in keys:
+        present = [(summary[(m, k)][0], m) for m in models if summary[(m, k)]]
+        if present:
+            best[k] = (max if k in HIGHER_IS_BETTER else min)(present)[1]
+
+    net = cells[0]["network"]
+    header = ["model"] + [k.upper() if not k.startswith("standin") else k for k in keys]
+    rows_md, rows_csv = [], []
+    for m in models:
+        cells_md, cells_csv = [m], [m]
+        for k in keys:
+            s = summary[(m, k)]
+            if s is None:
+                reason = next((c["metrics"][k].get("reason") for c in cells if c["model"] == m and k in c["metrics"]), "")
+                cells_md.append("n/a")
+                cells_csv.append("")
+                continue
+            text = _fmt(s[0], s[1], k)
+            cells_md.append(f"**{text}**" if best.get(k) == m and len(models) > 1 else text)
+            cells_csv.append(f"{s[0]:.6g}")
+            cells_csv.append(f"{s[1]:.6g}")
+        rows_md.append(cells_md)
+        rows_csv.append(cells_csv)
+    seeds = sorted({c["seed"] for c in cells})
+    is_note = ""
+    if metrics.KEY_IS in keys and any(not c["metrics"][metrics.KEY_IS]["available"] for c in cells):
+        is_note = " IS n/a: " + next(c["metrics"][metrics.KEY_IS]["reason"] for c in cells if not c["metrics"][metrics.KEY_IS]["available"])
+    protocol_line = (
+        f"Protocol {protocol.key()}{f' (preset {preset})' if preset else ''}: data {protocol.data} {protocol.image_size}px, "
+        f"{protocol.steps} steps at batch {protocol.batch_size}, seeds {seeds}; {protocol.num_samples} generated vs "
+        f"{cells[0]['metrics'][next(iter(cells[0]['metrics']))]['num_real']} real ({protocol.real_split} split) images; "
+        f"features: {net.get('network')} (weights sha256 {str(net.get('weights_sha256', ''))[:16]}…); "
+        f"KID subsets of {protocol.kid_subset_size}; mean ± std over seeds; began-plugin {cells[0]['versions'].get('began-plugin')}, "
+        f"torch {cells[0]['versions'].get('torch')}, torch-fidelity {cells[0]['versions'].get('torch-fidelity')}.{is_note}"
+    )
+    if preset in PUBLISHED:
+        protocol_line += f" Published: {PUBLISHED[preset]}."
+    md = "| " + " | ".join(header) + " |\n|" + "---|" * len(header) + "\n"
+    md += "".join("| " + " | ".join(r) + " |\n" for r in rows_md)
+    md += f"\n{protocol_line}\n"
+    atomic_write(out / "table.md", lambda tmp: tmp.write_text(md))
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["model"] + [f"{k}_{s}" for k in keys for s in ("mean", "std")])
+    for r in rows_csv:
+        writer.writerow(r if len(r) == 1 + 2 * len(keys) else r + [""] * (1 + 2 * len(keys) - len(r)))
+    atomic_write(out / "table.csv", lambda tmp: tmp.write_text(buf.getvalue()))
+
+    tex_rows = []
+    for r in rows_md:
+        tex_rows.append(" & ".join(c.replace("**", "").replace("±", r"$\pm$") if not c.startswith("**")
+                                   else r"\textbf{" + c.strip("*").replace("±", r"$\pm$") + "}" for c in r) + r" \\")
+    tex = ("\\begin{tabular}{l" + "c" * len(keys) + "}\n\\toprule\n" + " & ".join(h.replace("_", r"\_") for h in header)
+           + " \\\\\n\\midrule\n" + "\n".join(r.replace("_", r"\_") for r in tex_rows) + "\n\\bottomrule\n\\end{tabular}\n"
+           + "% " + protocol_line + "\n")
+    atomic_write(out / "table.tex", lambda tmp: tmp.write_text(tex))
+    _figures(out, cells, models)
+    return md
+
+
+def _figures(out: Path, cells: list[dict], models: list[str]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from torchvision.utils import make_grid
+
+    first = {m: min((c for c in cells if c["model"] == m), key=lambda c: c["seed"]) for m in models}
+    fig, axes = plt.subplots(1, len(models), figsize=(4 * len(models), 4.4), squeeze=False)
+    for ax, m in zip(axes[0], models):
+        grid = torch.load(out / "cells" / f"{_cell_name(m, first[m]['seed'])}.grid.pt", weights_only=True)
+        img = make_grid(grid * 0.5 + 0.5, nrow=8, padding=1).clamp(0, 1).permute(1, 2, 0).numpy()
+        ax.imshow(img)
+        ax.set_title(f"{m} (seed {first[m]['seed']})")
+        ax.axis("off")
+    fig.tight_layout()
+    atomic_write(out / "samples.png", lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    plt.close(fig)
+
+    began = [c for c in cells if c["model"] == "began"]
+    if began:
+        fig, (ax_k, ax_m) = plt.subplots(1, 2, figsize=(10, 3.5))
+        for c in began:
+            rows = [json.loads(l) for l in (out / "runs" / _cell_name("began", c["seed"]) / "metrics.jsonl").read_text().splitlines()]
+            steps = [r["step"] for r in rows]
+            ax_k.plot(steps, [r["k"] for r in rows], label=f"seed {c['seed']}")
+            ax_m.plot(steps, [r["M_global"] for r in rows], label=f"seed {c['seed']}")
+        ax_k.set(xlabel="step", ylabel="k_t", title="BEGAN k_t")
+        ax_m.set(xlabel="step", ylabel="M_global", title="BEGAN convergence measure")
+        ax_k.legend()
+        fig.tight_layout()
+        atomic_write(out / "began_curves.png", lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+        plt.close(fig)
+
+
+def build_protocol(args) -> Protocol:
+    if args.preset not in PRESETS:
+        raise HarnessError(f"unknown preset {args.preset!r}; expected one of {sorted(PRESETS)}.")
+    protocol = PRESETS[args.preset]
+    changes: dict[str, Any] = {}
+    if args.models:
+        names = tuple(m.strip() for m in args.models.split(","))
+        known = list_models()
+        for name in names:
+            if name not in known:
+                raise HarnessError(f"unknown model {name!r} in --models; the registered models are {known}.")
+        changes["models"] = names
+    if args.seeds:
+        changes["seeds"] = tuple(int(s) for s in args.seeds.split(","))
+    for key in ("steps", "num_samples", "num_real", "network", "data_root", "kid_subset_size"):
+        value = getattr(args, key)
+        if value is not None:
+            changes[key] = value
+    protocol = replace(protocol, **changes)
+    for key in ("steps", "num_samples", "num_real", "kid_subset_size"):
+        if getattr(protocol, key) <= 0:
+            raise HarnessError(f"--{key.replace('_', '-')}={getattr(protocol, key)} must be a positive integer.")
+    smallest = min(protocol.num_samples, protocol.num_real)
+    if protocol.kid_subset_size > smallest:
+        raise HarnessError(
+            f"KID subsets of {protocol.kid_subset_size} images need at least that many generated and real images, "
+            f"but the protocol has {protocol.num_samples} and {protocol.num_real}; raise --num-samples/--num-real "
+            f"or lower --kid-subset-size."
+        )
+    if protocol.network not in metrics.NETWORK_NAMES:
+        raise HarnessError(f"unknown feature network {protocol.network!r}; expected one of {list(metrics.NETWORK_NAMES)}.")
+    return protocol
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="smoke", help=f"one of {sorted(PRESETS)} (default: smoke)")
+    parser.add_argument("--out", required=True, help="output directory (shared by every cell)")
+    parser.add_argument("--models", help="comma-separated registered model names (default: the preset's)")
+    parser.add_argument("--seeds", help="comma-separated seeds (default: the preset's)")
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--num-samples", type=int, dest="num_samples")
+    parser.add_argument("--num-real", type=int, dest="num_real")
+    parser.add_argument("--kid-subset-size", type=int, dest="kid_subset_size")
+    parser.add_argument("--network", help=f"feature network: one of {list(metrics.NETWORK_NAMES)}")
+    parser.add_argument("--inception-weights", help="path to the standard torch-fidelity Inception weights (network inception)")
+    parser.add_argument("--data-root", dest="data_root", help="where torchvision datasets live")
+    parser.add_argument("--cells", help="run only these cells, e.g. began:0,dcgan:1")
+    parser.add_argument("--collect", action="store_true", help="only build the tables from the finished cells")
+    parser.add_argument("--cache-dir", help="real-statistics cache (default: OUT/cache)")
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    try:
+        protocol = build_protocol(args)
+        if not args.collect:
+            device = resolve_device(args.device)
+            network = metrics.load_feature_network(protocol.network, weights_path=args.inception_weights, device=device)
+            cells = parse_cells(args.cells, protocol)
+            real_stats = _real_statistics(protocol, network, Path(args.cache_dir) if args.cache_dir else out / "cache", device)
+            for model, seed in tqdm(cells, desc="cells", file=sys.stderr):
+                run_cell(protocol, model, seed, out, network, device, real_stats)
+        table = collect(out, protocol, args.preset)
+    except (HarnessError, ConfigError, RegistryError, DataError, CheckpointError, metrics.MetricsError) as exc:
+        print(f"compare.py: error: {exc}", file=sys.stderr)
+        return 2
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

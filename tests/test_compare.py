@@ -1,0 +1,98 @@
+"""The benchmark harness end to end, with the stand-in feature network (its numbers are never called FID)."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("compare", ROOT / "benchmarks" / "compare.py")
+compare = importlib.util.module_from_spec(spec)
+sys.modules["compare"] = compare
+spec.loader.exec_module(compare)
+
+FAST = ["--preset", "smoke", "--network", "standin", "--steps", "4", "--num-samples", "60", "--num-real", "60",
+        "--kid-subset-size", "30"]
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cmp") / "a"
+    assert compare.main(FAST + ["--out", str(out)]) == 0
+    return out
+
+
+def test_smoke_writes_every_output_with_rows_for_each_model(first_run, capsys):
+    for name in ("table.md", "table.csv", "table.tex", "results.jsonl", "samples.png", "began_curves.png"):
+        assert (first_run / name).stat().st_size > 0, name
+    table = (first_run / "table.md").read_text()
+    for model in ("began", "dcgan", "wgan_gp"):
+        assert f"| {model} |" in table
+    # stand-in numbers are never labelled FID / KID / IS
+    assert "standin_fd" in table and "| FID" not in table and "| IS" not in table
+
+
+def test_results_carry_full_provenance(first_run):
+    lines = [json.loads(l) for l in (first_run / "results.jsonl").read_text().splitlines()]
+    assert {(l["model"], l["metric"]) for l in lines} >= {("began", "standin_fd"), ("dcgan", "standin_kd")}
+    for line in lines:
+        assert line["network"]["network"] == "standin" and len(line["weights_sha256"]) == 64
+        assert line["versions"]["torch"] and line["versions"]["torch-fidelity"]
+        assert line["train_config"]["model"] == line["model"] and line["train_config"]["seed"] == line["seed"]
+        assert line["protocol"]["steps"] == 4 and "git_revision" in line and "device" in line
+        assert line["wall_time_s"]["train"] >= 0
+        assert line["num_fake"] == 60 and line["num_real"] == 60
+
+
+def test_same_command_gives_the_same_table_digit_for_digit(first_run, tmp_path):
+    again = tmp_path / "b"
+    assert compare.main(FAST + ["--out", str(again)]) == 0
+    for name in ("table.md", "table.csv", "table.tex"):
+        assert (again / name).read_text() == (first_run / name).read_text(), name
+
+
+def test_rerun_skips_finished_cells_and_a_subset_can_run_alone(tmp_path):
+    out = tmp_path / "c"
+    assert compare.main(FAST + ["--out", str(out), "--cells", "dcgan:0"]) == 0
+    cell = out / "cells" / "dcgan-seed0.json"
+    stamp = cell.stat().st_mtime_ns
+    assert [p.name for p in (out / "cells").glob("*.json")] == ["dcgan-seed0.json"]
+    assert "| dcgan |" in (out / "table.md").read_text() and "| began |" not in (out / "table.md").read_text()
+    # a run killed after training but before its metrics: the rerun finishes it without retraining
+    assert compare.main(FAST + ["--out", str(out)]) == 0
+    assert cell.stat().st_mtime_ns == stamp
+    assert len(list((out / "cells").glob("*.json"))) == 3
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--preset", "huge"], "unknown preset 'huge'"),
+        (["--models", "began,stylegan"], "unknown model 'stylegan'"),
+        (["--network", "clip"], "unknown feature network 'clip'"),
+        (["--cells", "began:7"], "--cells entry 'began:7' is not one of"),
+        (["--num-samples", "0"], "--num-samples=0 must be a positive integer"),
+    ],
+)
+def test_bad_input_is_one_sentence_and_nonzero(args, message, tmp_path, capsys):
+    out = tmp_path / "bad"
+    argv = [a for a in FAST] + ["--out", str(out)]
+    for flag, value in zip(args[::2], args[1::2]):
+        if flag in argv:
+            argv[argv.index(flag) + 1] = value
+        else:
+            argv += [flag, value]
+    assert compare.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_too_few_samples_for_kid_is_refused(tmp_path, capsys):
+    out = tmp_path / "few"
+    assert compare.main(FAST + ["--out", str(out), "--num-samples", "20", "--cells", "dcgan:0"]) == 2
+    err = capsys.readouterr().err
+    assert "KID subsets of 30 images need at least that many" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
