@@ -63,6 +63,7 @@ class Protocol:
     network: str = metrics.NETWORK_INCEPTION_OFFLINE
     kid_subset_size: int = 1000
     isc_splits: int = 10
+    eval_every: int = 0  # steps between FID measurements during training (0: only at the end)
     model_hparams: dict[str, dict[str, Any]] = field(default_factory=dict)  # per model, beyond its defaults
 
     def key(self) -> str:
@@ -134,13 +135,18 @@ def _train_args(protocol: Protocol, model: str, seed: int, run_dir: Path, device
     return args
 
 
-def _train_cell(protocol, model, seed, run_dir: Path, device: str) -> float:
-    """Train (or finish training) one cell; return the wall time spent now."""
+def _train_cell(protocol, model, seed, run_dir: Path, device: str, until: int | None = None) -> float:
+    """Train (or finish training) one cell up to step ``until``; return the wall time spent now.
+
+    Stopping at intermediate steps and resuming gives the same bits as one uninterrupted run.
+    """
+    until = until or protocol.steps
     start = time.perf_counter()
     ckpt = run_dir / "checkpoints" / "latest.pt"
-    if ckpt.exists() and int(safe_load(ckpt)["step"]) >= protocol.steps:
+    if ckpt.exists() and int(safe_load(ckpt)["step"]) >= until:
         return 0.0
     args = _train_args(protocol, model, seed, run_dir, device)
+    args = [a if not a.startswith("steps=") else f"steps={until}" for a in args]
     resume = (run_dir / "config.json").exists()
     cfg = parse_args(args + (["resume=true"] if resume else []))
     train(cfg, progress=False, argv=["benchmarks/compare.py", *args])
@@ -183,7 +189,15 @@ def run_cell(protocol, model, seed, out: Path, network, device, real_stats) -> d
             raise HarnessError(f"{cell_path} belongs to another protocol; use a new --out directory.")
         return cell
     run_dir = out / "runs" / _cell_name(model, seed)
-    train_time = _train_cell(protocol, model, seed, run_dir, str(device))
+    curve, train_time = [], 0.0
+    if protocol.eval_every:
+        main_key = metrics.metric_keys(network.name)["fid"]
+        for step in range(protocol.eval_every, protocol.steps, protocol.eval_every):
+            train_time += _train_cell(protocol, model, seed, run_dir, str(device), until=step)
+            fake, _ = _fake_statistics(protocol, network, run_dir, seed, device)
+            value = metrics.compute_metrics(network, real_stats, fake, kid=False, isc=False, crosscheck=False)[main_key]
+            curve.append({"step": step, "metric": main_key, "value": value.value})
+    train_time += _train_cell(protocol, model, seed, run_dir, str(device))
     start = time.perf_counter()
     fake_stats, grid = _fake_statistics(protocol, network, run_dir, seed, device)
     values = metrics.compute_metrics(
@@ -198,6 +212,8 @@ def run_cell(protocol, model, seed, out: Path, network, device, real_stats) -> d
         "protocol": asdict(protocol),
         "train_config": json.loads((run_dir / "config.json").read_text()),
         "metrics": {k: v.as_dict() for k, v in values.items()},
+        "curve": curve + ([{"step": protocol.steps, "metric": k, "value": v.value} for k, v in values.items()
+                           if curve and k == curve[0]["metric"]]),
         "network": network.describe() if hasattr(network, "describe") else {"name": network.name},
         "versions": package_versions(),
         "git_revision": git_revision(),
@@ -321,6 +337,18 @@ def _figures(out: Path, cells: list[dict], models: list[str]) -> None:
     atomic_write(out / "samples.png", lambda tmp: fig.savefig(tmp, format="png", dpi=100))
     plt.close(fig)
 
+    curves = [c for c in cells if c.get("curve")]
+    if curves:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for c in curves:
+            ax.plot([p["step"] for p in c["curve"]], [p["value"] for p in c["curve"]], marker="o",
+                    label=f"{c['model']} seed {c['seed']}")
+        ax.set(xlabel="step", ylabel=curves[0]["curve"][0]["metric"], title="metric against training step")
+        ax.legend()
+        fig.tight_layout()
+        atomic_write(out / "metric_curve.png", lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+        plt.close(fig)
+
     began = [c for c in cells if c["model"] == "began"]
     if began:
         fig, (ax_k, ax_m) = plt.subplots(1, 2, figsize=(10, 3.5))
@@ -351,7 +379,7 @@ def build_protocol(args) -> Protocol:
         changes["models"] = names
     if args.seeds:
         changes["seeds"] = tuple(int(s) for s in args.seeds.split(","))
-    for key in ("steps", "num_samples", "num_real", "network", "data_root", "kid_subset_size"):
+    for key in ("steps", "num_samples", "num_real", "network", "data_root", "kid_subset_size", "eval_every"):
         value = getattr(args, key)
         if value is not None:
             changes[key] = value
@@ -359,6 +387,8 @@ def build_protocol(args) -> Protocol:
     for key in ("steps", "num_samples", "num_real", "kid_subset_size"):
         if getattr(protocol, key) <= 0:
             raise HarnessError(f"--{key.replace('_', '-')}={getattr(protocol, key)} must be a positive integer.")
+    if protocol.eval_every < 0:
+        raise HarnessError(f"--eval-every={protocol.eval_every} must be 0 (off) or a positive number of steps.")
     smallest = min(protocol.num_samples, protocol.num_real)
     if protocol.kid_subset_size > smallest:
         raise HarnessError(
@@ -380,6 +410,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int)
     parser.add_argument("--num-samples", type=int, dest="num_samples")
     parser.add_argument("--num-real", type=int, dest="num_real")
+    parser.add_argument("--eval-every", type=int, dest="eval_every",
+                        help="also measure FID every N training steps (metric_curve.png)")
     parser.add_argument("--kid-subset-size", type=int, dest="kid_subset_size")
     parser.add_argument("--network", help=f"feature network: one of {list(metrics.NETWORK_NAMES)}")
     parser.add_argument("--inception-weights", help="path to the standard torch-fidelity Inception weights (network inception)")

@@ -96,3 +96,18 @@ def test_too_few_samples_for_kid_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "KID subsets of 30 images need at least that many" in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_eval_every_records_a_metric_curve_without_changing_the_final_weights(first_run, tmp_path):
+    import torch
+
+    out = tmp_path / "curve"
+    assert compare.main(FAST + ["--out", str(out), "--eval-every", "2", "--cells", "began:0"]) == 0
+    cell = json.loads((out / "cells" / "began-seed0.json").read_text())
+    assert [p["step"] for p in cell["curve"]] == [2, 4] and all(p["metric"] == "standin_fd" for p in cell["curve"])
+    assert cell["curve"][-1]["value"] == cell["metrics"]["standin_fd"]["value"]
+    assert (out / "metric_curve.png").stat().st_size > 0
+    a = torch.load(out / "runs" / "began-seed0" / "checkpoints" / "latest.pt", weights_only=True)["model"]
+    b = torch.load(first_run / "runs" / "began-seed0" / "checkpoints" / "latest.pt", weights_only=True)["model"]
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)

@@ -152,3 +152,32 @@ def test_two_process_gloo_run_keeps_k_identical_on_every_rank(tmp_path):
     # every checkpoint ran check_in_sync across both ranks; k did move, so the check had something to compare
     assert state["model"]["controller.k_t"].item() > 0.0
     assert json.loads((out / "config.json").read_text())["world_size"] == 2
+
+
+@pytest.mark.parametrize("switch", ["precision=bf16", "channels_last=true"])
+def test_speed_switches_train_on_the_cpu(switch, tmp_path):
+    out = tmp_path / "run"
+    assert main(_args("began", out, steps=2) + [switch]) == 0
+    state = _weights(out)
+    assert state["step"] == 2
+    assert all(torch.isfinite(v).all() for k, v in state["model"].items() if k.startswith("generator."))
+
+
+def test_sigterm_finishes_the_step_checkpoints_and_says_how_to_resume(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "began_plugin", *_args("dcgan", out, steps=100000), "checkpoint_every=100000"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / "metrics.jsonl").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr[-2000:]
+    assert "resume=true" in stderr
+    step = _weights(out)["step"]
+    assert 2 <= step < 100000
+    assert main(_args("dcgan", out, steps=step + 2, checkpoint_every=100000, resume="true")) == 0
+    assert _weights(out)["step"] == step + 2

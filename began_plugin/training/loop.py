@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import random
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -234,7 +235,8 @@ def train(cfg: TrainConfig, progress: bool = True, argv: list[str] | None = None
         if interrupted and group.is_main:
             tqdm.write(
                 f"Stopped by signal {stop.signal} at step {step}; checkpoint written. "
-                f"Resume with the same command plus resume=true."
+                f"Resume with the same command plus resume=true.",
+                file=sys.stderr,
             )
         return TrainResult(Path(cfg.out), step, interrupted, last)
     finally:
