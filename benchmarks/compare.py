@@ -202,7 +202,7 @@ def run_cell(protocol, model, seed, out: Path, network, device, real_stats) -> d
     fake_stats, grid = _fake_statistics(protocol, network, run_dir, seed, device)
     values = metrics.compute_metrics(
         network, real_stats, fake_stats, kid_subset_size=protocol.kid_subset_size, isc_splits=protocol.isc_splits,
-        seed=seed,
+        seed=seed, crosscheck=True,
     )
     atomic_write(out / "cells" / f"{_cell_name(model, seed)}.grid.pt", lambda tmp: torch.save(grid, tmp))
     cell = {

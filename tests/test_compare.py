@@ -37,6 +37,9 @@ def test_smoke_writes_every_output_with_rows_for_each_model(first_run, capsys):
 def test_results_carry_full_provenance(first_run):
     lines = [json.loads(l) for l in (first_run / "results.jsonl").read_text().splitlines()]
     assert {(l["model"], l["metric"]) for l in lines} >= {("began", "standin_fd"), ("dcgan", "standin_kd")}
+    by_key = {(l["model"], l["metric"]): l["value"] for l in lines}
+    # the pytorch-fid cross-check of the same statistics agrees with torch-fidelity's value
+    assert by_key[("began", "standin_fd_pytorch_fid")] == pytest.approx(by_key[("began", "standin_fd")], rel=1e-6)
     for line in lines:
         assert line["network"]["network"] == "standin" and len(line["weights_sha256"]) == 64
         assert line["versions"]["torch"] and line["versions"]["torch-fidelity"]
