@@ -34,7 +34,8 @@ from tqdm import tqdm
 from began_plugin import metrics
 from began_plugin.data import DataError, build_dataset
 from began_plugin.registry import RegistryError, list_models
-from began_plugin.training.checkpoint import CheckpointError, atomic_write, safe_load
+from began_plugin.atomic_files import atomic_write
+from began_plugin.training.checkpoint import CheckpointError, safe_load
 from began_plugin.training.config import ConfigError, parse_args
 from began_plugin.training.loop import resolve_device, train
 from began_plugin.training.run_directory import git_revision, package_versions

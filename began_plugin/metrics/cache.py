@@ -14,10 +14,12 @@ import hashlib
 import importlib.metadata
 import json
 import os
-import tempfile
+from pathlib import Path
 from typing import Callable, Dict, Optional
 
 import torch
+
+from began_plugin.atomic_files import atomic_save
 
 from began_plugin.metrics.errors import MetricsError
 from began_plugin.metrics.statistics import STATISTICS_FORMAT_VERSION, FeatureStatistics
@@ -86,20 +88,8 @@ def save_statistics(path: str, stats: FeatureStatistics, fields: dict) -> None:
             f"the statistics come from network {stats.network!r} but the cache fields name {fields['network']!r}; "
             "build the fields from the network that computed the statistics."
         )
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"fields": json.dumps(fields, sort_keys=True), "key": cache_key(fields), "statistics": stats.state_dict()}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        # Same directory, so the rename is atomic: readers see the old file or the complete new one.
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    blob = {"fields": json.dumps(fields, sort_keys=True), "key": cache_key(fields), "statistics": stats.state_dict()}
+    atomic_save(blob, Path(path))
 
 
 def load_statistics(path: str, network, fields: Optional[dict] = None) -> FeatureStatistics:

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from began_plugin.training.checkpoint import atomic_save, atomic_write
+from began_plugin.atomic_files import atomic_save, atomic_write
 from began_plugin.training.config import ConfigError
 
 #: Keys that may change between a run and its resumption.

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from began_plugin.registry import create_model
-from began_plugin.training.checkpoint import CheckpointError, atomic_write, safe_load
+from began_plugin.atomic_files import atomic_write
+from began_plugin.training.checkpoint import CheckpointError, safe_load
 from began_plugin.training.config import ConfigError
 
 
@@ -63,7 +64,11 @@ def main(argv: list[str] | None = None) -> int:
         images = to_uint8_hwc(generate(model, n, seed))
         out = Path(args["out"])
         if out.suffix == ".npz":
-            atomic_write(out, lambda tmp: np.savez_compressed(open(tmp, "wb"), images=images))
+            def write_npz(tmp: Path) -> None:
+                with open(tmp, "wb") as fh:  # a file object: numpy would append .npz to a path
+                    np.savez_compressed(fh, images=images)
+
+            atomic_write(out, write_npz)
         else:
             from PIL import Image
 
