@@ -10,10 +10,22 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
+
+
+#: Test-only hook (tests/test_faults.py): seconds to wait between writing a ``.pt`` file's temporary
+#: copy and renaming it, so a test can SIGKILL a process inside that window.  Unset in normal use.
+TEST_SLOW_CHECKPOINT_ENV = "BEGAN_PLUGIN_TEST_SLOW_CHECKPOINT"
+
+
+def _test_slow_checkpoint(path: Path) -> None:
+    delay = os.environ.get(TEST_SLOW_CHECKPOINT_ENV)
+    if delay and path.suffix == ".pt":
+        time.sleep(float(delay))
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -22,10 +34,15 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    # mkstemp creates the file private (0600); a finished file gets the usual umask-governed mode.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     try:
         write(Path(tmp))
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
+        _test_slow_checkpoint(path)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -181,3 +181,12 @@ def test_sigterm_finishes_the_step_checkpoints_and_says_how_to_resume(tmp_path):
     assert 2 <= step < 100000
     assert main(_args("dcgan", out, steps=step + 2, checkpoint_every=100000, resume="true")) == 0
     assert _weights(out)["step"] == step + 2
+
+
+def test_run_files_get_the_umask_mode_not_private_temp_file_mode(tmp_path):
+    out = tmp_path / "run"
+    assert main(_args("dcgan", out, steps=1)) == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("config.json", "provenance.json", "checkpoints/latest.pt"):
+        assert (out / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
