@@ -95,8 +95,8 @@ class BEGAN(GANModel):
     """Boundary Equilibrium GAN (Berthelot, Schumm, Metz 2017).
 
     Both players are updated from losses evaluated at the same parameters (the paper's
-    simultaneous update, eq. 4): ``losses(real)`` runs one discriminator forward over
-    ``[x, G(z_D), G(z_G)]``; the host back-propagates ``L_D`` into D and ``L_G`` into G.
+    simultaneous update, eq. 4): ``losses(real)`` evaluates both before either optimizer
+    steps; the host back-propagates ``L_D`` into D and ``L_G`` into G.
     """
 
     @dataclass
@@ -149,14 +149,17 @@ class BEGAN(GANModel):
 
     def losses(self, real: torch.Tensor) -> tuple[LossOutput, LossOutput]:
         b = real.shape[0]
-        fake = self.generator(self.sample_z(2 * b))  # [G(z_D); G(z_G)]
-        # L_D must not move G: its fake half is detached.  L_G's graph does reach D's
-        # parameters; the host back-propagates it into G's parameters only.
-        batch = torch.cat([real, fake[:b].detach(), fake[b:]])
-        recon = self.discriminator(batch)
-        loss_d, loss_g, logs = self.loss(
-            real, recon[:b], batch[b : 2 * b], recon[b : 2 * b], fake[b:], recon[2 * b :], self._k(real)
-        )
+        z = self.sample_z(2 * b)  # [z_D; z_G], drawn independently as in eq. 4
+        # L_D must not move G, so G(z_D) needs no graph; D sees [x, G(z_D)] in one call.
+        with torch.no_grad():
+            fake_d = self.generator(z[:b])
+        recon_d = self.discriminator(torch.cat([real, fake_d]))
+        # L_G's graph reaches D's parameters; the host back-propagates it into G's only.
+        # A separate D call keeps each backward over the rows its loss depends on
+        # (one call over [x, G(z_D), G(z_G)] costs 1.5x the FLOPs for the same gradients).
+        fake_g = self.generator(z[b:])
+        recon_g = self.discriminator(fake_g)
+        loss_d, loss_g, logs = self.loss(real, recon_d[:b], fake_d, recon_d[b:], fake_g, recon_g, self._k(real))
         logs["k"] = self.controller.k_t.detach().clone()
         return LossOutput(loss_d, logs), LossOutput(loss_g, {})
 
