@@ -32,6 +32,7 @@ import torch
 from tqdm import tqdm
 
 from began_plugin import metrics
+from began_plugin.metrics import coverage
 from began_plugin.data import DataError, build_dataset
 from began_plugin.registry import RegistryError, list_models
 from began_plugin.atomic_files import atomic_write
@@ -42,9 +43,17 @@ from began_plugin.training.run_directory import git_revision, package_versions
 from began_plugin.training.sample import generate, load_run
 
 # Lower is better for distances, higher for the Inception Score.
-HIGHER_IS_BETTER = {metrics.KEY_IS, metrics.KEY_STANDIN_LOGIT_SCORE}
+HIGHER_IS_BETTER = {metrics.KEY_IS, metrics.KEY_STANDIN_LOGIT_SCORE, coverage.KEY_CLASSES_COVERED,
+                    coverage.KEY_PRECISION, coverage.KEY_RECALL}
+# Shown but never bolded: a collapsed generator can be confidently wrong about one class only.
+UNRANKED = {coverage.KEY_CONFIDENT_FRACTION}
+COVERAGE_KEYS = {coverage.KEY_CLASSES_COVERED, coverage.KEY_CLASS_KL, coverage.KEY_CONFIDENT_FRACTION,
+                 coverage.KEY_PRECISION, coverage.KEY_RECALL}
 TABLE_KEYS = [metrics.KEY_FID, metrics.KEY_KID, metrics.KEY_IS, metrics.KEY_STANDIN_FD, metrics.KEY_STANDIN_KD,
               metrics.KEY_STANDIN_LOGIT_SCORE]
+# Mode coverage (labelled data: a classifier's view; unlabelled: k-NN precision / recall in the FID features).
+TABLE_KEYS += [coverage.KEY_CLASSES_COVERED, coverage.KEY_CLASS_KL, coverage.KEY_CONFIDENT_FRACTION,
+               coverage.KEY_PRECISION, coverage.KEY_RECALL]
 
 
 @dataclass(frozen=True)
@@ -173,16 +182,28 @@ def _real_statistics(protocol: Protocol, network, cache_dir: Path, device) -> me
     return metrics.load_or_compute_statistics(str(cache_dir), fields, network, compute)
 
 
+def _coverage_inputs(protocol: Protocol, cache_dir: Path, device):
+    """(classifier, the same real images as FID) for labelled data; (None, None) otherwise (precision/recall)."""
+    if protocol.data not in coverage.LABELLED_DATASETS:
+        return None, None
+    clf = coverage.load_or_train_classifier(str(cache_dir), protocol.data, protocol.data_root, protocol.image_size,
+                                            device=device)
+    dataset = build_dataset(protocol.data, protocol.data_root, protocol.image_size, split=protocol.real_split)
+    n = min(protocol.num_real, len(dataset))
+    real = dataset.images[:n] if dataset.images is not None else torch.stack([dataset[j] for j in range(n)])
+    return clf, real
+
+
 def _fake_statistics(protocol: Protocol, network, run_dir: Path, seed: int, device) -> tuple[metrics.FeatureStatistics, torch.Tensor]:
     model = load_run(run_dir, device)
     # The evaluation z is seeded apart from the training seed's streams.
     images = generate(model, protocol.num_samples, seed=10_000 + seed)
     batches = (images[i : i + 50] for i in range(0, images.shape[0], 50))
     stats = metrics.images_to_statistics(network, batches, kid_max=protocol.num_samples)
-    return stats, images[:64]
+    return stats, images
 
 
-def run_cell(protocol, model, seed, out: Path, network, device, real_stats) -> dict[str, Any]:
+def run_cell(protocol, model, seed, out: Path, network, device, real_stats, coverage_inputs=(None, None)) -> dict[str, Any]:
     cell_path = out / "cells" / f"{_cell_name(model, seed)}.json"
     if cell_path.exists():
         cell = json.loads(cell_path.read_text())
@@ -200,11 +221,17 @@ def run_cell(protocol, model, seed, out: Path, network, device, real_stats) -> d
             curve.append({"step": step, "metric": main_key, "value": value.value})
     train_time += _train_cell(protocol, model, seed, run_dir, str(device))
     start = time.perf_counter()
-    fake_stats, grid = _fake_statistics(protocol, network, run_dir, seed, device)
+    fake_stats, images = _fake_statistics(protocol, network, run_dir, seed, device)
+    grid = images[:64]
     values = metrics.compute_metrics(
         network, real_stats, fake_stats, kid_subset_size=protocol.kid_subset_size, isc_splits=protocol.isc_splits,
         seed=seed, crosscheck=True,
     )
+    classifier, real_images = coverage_inputs
+    if classifier is not None:  # the same generated images as FID, through the cached classifier
+        values.update(coverage.coverage_metrics(classifier, images, real_images))
+    elif real_stats.kid_features is not None and fake_stats.kid_features is not None:
+        values.update(coverage.precision_recall_metrics(network, real_stats, fake_stats))
     atomic_write(out / "cells" / f"{_cell_name(model, seed)}.grid.pt", lambda tmp: torch.save(grid, tmp))
     cell = {
         "model": model,
@@ -216,6 +243,7 @@ def run_cell(protocol, model, seed, out: Path, network, device, real_stats) -> d
         "curve": curve + ([{"step": protocol.steps, "metric": k, "value": v.value} for k, v in values.items()
                            if curve and k == curve[0]["metric"]]),
         "network": network.describe() if hasattr(network, "describe") else {"name": network.name},
+        "coverage_classifier": coverage_inputs[0].provenance() if coverage_inputs[0] is not None else None,
         "versions": package_versions(),
         "git_revision": git_revision(),
         "device": str(device) + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else f" ({platform.processor() or platform.machine()})"),
@@ -227,7 +255,7 @@ def run_cell(protocol, model, seed, out: Path, network, device, real_stats) -> d
 
 # -- collect: cells -> results.jsonl, tables, figures --------------------------------------------
 def _fmt(mean: float, std: float, key: str) -> str:
-    digits = 4 if key in (metrics.KEY_KID, metrics.KEY_STANDIN_KD) else 2
+    digits = 4 if key in (metrics.KEY_KID, metrics.KEY_STANDIN_KD) else 3 if key == coverage.KEY_CLASS_KL else 2
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
@@ -261,10 +289,14 @@ def collect(out: Path, protocol: Protocol, preset: str | None) -> str:
     for k in keys:
         present = [(summary[(m, k)][0], m) for m in models if summary[(m, k)]]
         if present:
-            best[k] = (max if k in HIGHER_IS_BETTER else min)(present)[1]
+            top = (max if k in HIGHER_IS_BETTER else min)(present)
+            # class counts tie often (every model at 10, or at 0): a tie bolds no one
+            tied = k in COVERAGE_KEYS and sum(v == top[0] for v, _ in present) > 1
+            if k not in UNRANKED and not tied:
+                best[k] = top[1]
 
     net = cells[0]["network"]
-    header = ["model"] + [k.upper() if not k.startswith("standin") else k for k in keys]
+    header = ["model"] + [k.upper() if k in (metrics.KEY_FID, metrics.KEY_KID, metrics.KEY_IS) else k for k in keys]
     rows_md, rows_csv = [], []
     for m in models:
         cells_md, cells_csv = [m], [m]
@@ -285,14 +317,25 @@ def collect(out: Path, protocol: Protocol, preset: str | None) -> str:
     is_note = ""
     if metrics.KEY_IS in keys and any(not c["metrics"][metrics.KEY_IS]["available"] for c in cells):
         is_note = " IS n/a: " + next(c["metrics"][metrics.KEY_IS]["reason"] for c in cells if not c["metrics"][metrics.KEY_IS]["available"])
+    # the FID's real-image count (the coverage entries count the classifier's reference images)
+    fd_key = metrics.metric_keys(str(net.get("network")))["fid"]
+    num_real = (cells[0]["metrics"].get(fd_key) or next(iter(cells[0]["metrics"].values())))["num_real"]
     protocol_line = (
         f"Protocol {protocol.key()}{f' (preset {preset})' if preset else ''}: data {protocol.data} {protocol.image_size}px, "
         f"{protocol.steps} steps at batch {protocol.batch_size}, seeds {seeds}; {protocol.num_samples} generated vs "
-        f"{cells[0]['metrics'][next(iter(cells[0]['metrics']))]['num_real']} real ({protocol.real_split} split) images; "
+        f"{num_real} real ({protocol.real_split} split) images; "
         f"features: {net.get('network')} (weights sha256 {str(net.get('weights_sha256', ''))[:16]}…); "
         f"KID subsets of {protocol.kid_subset_size}; mean ± std over seeds; began-plugin {cells[0]['versions'].get('began-plugin')}, "
         f"torch {cells[0]['versions'].get('torch')}, torch-fidelity {cells[0]['versions'].get('torch-fidelity')}.{is_note}"
     )
+    clf = cells[0].get("coverage_classifier")
+    if clf:
+        protocol_line += (
+            f" Coverage: a CNN classifier trained on the {protocol.data} train split (test accuracy "
+            f"{100 * clf['test_accuracy']:.1f}%, weights sha256 {clf['weights_sha256'][:16]}…); a class is covered when "
+            f"≥ {100 * coverage.COVERAGE_MIN_FRACTION:g}% of the samples are classified as it with softmax ≥ "
+            f"{coverage.CONFIDENCE_THRESHOLD}; class_kl = KL(generated ‖ real) of the predicted-class histograms (nats)."
+        )
     if preset in PUBLISHED:
         protocol_line += f" Published: {PUBLISHED[preset]}."
     md = "| " + " | ".join(header) + " |\n|" + "---|" * len(header) + "\n"
@@ -426,12 +469,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         protocol = build_protocol(args)
         if not args.collect:
+            for leftover in [*out.glob("cells/.*.tmp"), *out.glob("cache/.*.tmp")]:
+                leftover.unlink()  # a temporary from a killed run: never read, never complete
             device = resolve_device(args.device)
             network = metrics.load_feature_network(protocol.network, weights_path=args.inception_weights, device=device)
             cells = parse_cells(args.cells, protocol)
             real_stats = _real_statistics(protocol, network, Path(args.cache_dir) if args.cache_dir else out / "cache", device)
+            coverage_inputs = _coverage_inputs(protocol, Path(args.cache_dir) if args.cache_dir else out / "cache", device)
             for model, seed in tqdm(cells, desc="cells", file=sys.stderr):
-                run_cell(protocol, model, seed, out, network, device, real_stats)
+                run_cell(protocol, model, seed, out, network, device, real_stats, coverage_inputs)
         table = collect(out, protocol, args.preset)
     except (HarnessError, ConfigError, RegistryError, DataError, CheckpointError, metrics.MetricsError) as exc:
         print(f"compare.py: error: {exc}", file=sys.stderr)

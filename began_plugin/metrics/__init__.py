@@ -7,7 +7,8 @@
 Pipeline: trainer images in [-1, 1] -> :func:`to_uint8_rgb` -> a feature network from
 :func:`load_feature_network` (``inception-offline``, ``inception`` or the test-only ``standin``) ->
 streaming :class:`FeatureStatistics` (:func:`images_to_statistics`; real-data ones cached with
-:func:`load_or_compute_statistics`) -> :func:`compute_metrics`.
+:func:`load_or_compute_statistics`) -> :func:`compute_metrics`. Mode coverage (a class-count view for labelled data, precision/recall otherwise)
+is in :mod:`began_plugin.metrics.coverage`.
 
 Importing this package registers ``inception-offline`` with torch-fidelity, so
 ``torch_fidelity.calculate_metrics(feature_extractor="inception-offline", ...)`` works offline too.
@@ -34,6 +35,17 @@ from began_plugin.metrics.compute import (
     compute_metrics,
     metric_keys,
 )
+from began_plugin.metrics.coverage import (
+    KEY_CLASS_KL,
+    KEY_CLASSES_COVERED,
+    KEY_CONFIDENT_FRACTION,
+    KEY_PRECISION,
+    KEY_RECALL,
+    NETWORK_COVERAGE,
+    coverage_metrics,
+    load_or_train_classifier,
+    precision_recall,
+)
 from began_plugin.metrics.errors import MetricsError, MetricsWarning
 from began_plugin.metrics.feature_networks import (
     NETWORK_INCEPTION,
@@ -55,6 +67,15 @@ from began_plugin.metrics.kid import kernel_distance
 from began_plugin.metrics.statistics import FeatureStatistics, images_to_statistics
 
 __all__ = [
+    "KEY_CLASS_KL",
+    "KEY_CLASSES_COVERED",
+    "KEY_CONFIDENT_FRACTION",
+    "KEY_PRECISION",
+    "KEY_RECALL",
+    "NETWORK_COVERAGE",
+    "coverage_metrics",
+    "load_or_train_classifier",
+    "precision_recall",
     "KEY_FID",
     "KEY_FID_PYTORCH_FID",
     "KEY_IS",

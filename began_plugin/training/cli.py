@@ -39,12 +39,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from began_plugin.training.loop import TrainingDiverged, train
 
+    cfg = None
     try:
         cfg = parse_args(args)
         result = train(cfg, argv=["gan-train", *args])
     except (ConfigError, RegistryError, DataError, CheckpointError, TrainingDiverged) as exc:
         print(f"gan-train: error: {exc}", file=sys.stderr)
         return 2 if not isinstance(exc, TrainingDiverged) else 3
+    except OSError as exc:  # a full disk, a vanished directory, an I/O error while the run writes
+        where = f" ({exc.filename})" if exc.filename else ""
+        ckpt = f"{cfg.out}/checkpoints/latest.pt" if cfg is not None else "the run's checkpoint"
+        print(f"gan-train: error: the run stopped because the system refused an operation "
+              f"({exc.strerror or exc}{where}); the last checkpoint {ckpt}, if one was written, is intact: "
+              f"fix the cause (e.g. free disk space) and rerun with resume=true.", file=sys.stderr)
+        return 4
     print(f"run directory: {result.run_dir} (step {result.step})")
     return 0
 

@@ -27,7 +27,8 @@ from tqdm import tqdm
 from began_plugin.data import build_dataset
 from began_plugin.registry import create_model
 from began_plugin.training import distributed
-from began_plugin.training.checkpoint import capture_rng, restore_rng, safe_load
+from began_plugin.training.checkpoint import CheckpointError, capture_rng, restore_rng, safe_load
+from began_plugin.training.collapse import CollapseMonitor
 from began_plugin.training.config import ConfigError, TrainConfig, to_dict
 from began_plugin.training.run_directory import RunDirectory
 from began_plugin.training.step import train_step
@@ -155,6 +156,7 @@ def train(cfg: TrainConfig, progress: bool = True, argv: list[str] | None = None
     optimizers = model.configure_optimizers()
     stream = BatchStream(dataset, cfg.batch_size, cfg.seed, group, device, cfg.channels_last)
     fixed_z = model.sample_z(cfg.num_samples, generator=torch.Generator().manual_seed(_stream_seed(cfg.seed, 2)))
+    monitor = CollapseMonitor.for_run(model, dataset, cfg.num_samples, enabled=group.is_main)
 
     run = RunDirectory(Path(cfg.out), write=group.is_main)
     record = to_dict(cfg)
@@ -162,18 +164,30 @@ def train(cfg: TrainConfig, progress: bool = True, argv: list[str] | None = None
     run.check(record, resume=cfg.resume)
     if group.active:
         dist.barrier()  # every process has checked the directory before the main one writes to it
-    run.open(record, argv=argv)
-    step = 0
-    try:
-        if cfg.resume and run.checkpoint_path.exists():
-            state = safe_load(run.checkpoint_path, map_location=device)
+    step, state = 0, None
+    if cfg.resume and run.checkpoint_path.exists():
+        # Read and applied before the first write, so a refused checkpoint leaves the directory as it was.
+        state = safe_load(run.checkpoint_path, map_location=device)
+        try:
             model.load_state_dict(state["model"])
             for name, opt in optimizers.items():
                 opt.load_state_dict(state["optimizers"][name])
             step, stream.position = int(state["step"]), int(state["data_position"])
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
+            raise CheckpointError(
+                f"checkpoint {run.checkpoint_path} does not fit model {cfg.model!r} as configured "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}); "
+                f"resume with the configuration that wrote it, or start a new run in another out= directory."
+            ) from None
+    run.open(record, argv=argv)
+    writer = bar = None
+    try:
+        if state is not None:
             restore_rng(state["rng"][group.rank])
             run.truncate_log(step)
         else:
+            if cfg.resume:
+                run.truncate_log(0)  # killed before its first checkpoint: the log restarts with the run
             if group.active:
                 distributed.broadcast_state(model)
             # Each process draws its own latents; the same on every run with this seed.
@@ -185,13 +199,14 @@ def train(cfg: TrainConfig, progress: bool = True, argv: list[str] | None = None
         reduce_logs = distributed.average_logs(group) if group.active else None
         autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if cfg.precision == "bf16" else contextlib.nullcontext
 
-        writer = run.tensorboard(purge_step=step + 1 if step else None)
+        writer = run.tensorboard(purge_step=step + 1 if cfg.resume else None)
         bar = tqdm(total=cfg.steps, initial=step, disable=not (progress and group.is_main), dynamic_ncols=True,
                    desc=f"{cfg.model} {cfg.data.name}")
         shown = tuple(getattr(model, "progress_keys", lambda: ())())
         last: dict[str, float] = {}
         tick, images = time.perf_counter(), 0
         interrupted = False
+        saved = step if state is not None else None  # the step of the last checkpoint on disk
         with _StopRequest() as stop:
             while step < cfg.steps:
                 before = stream.position
@@ -200,32 +215,40 @@ def train(cfg: TrainConfig, progress: bool = True, argv: list[str] | None = None
                 images += (stream.position - before) * cfg.batch_size * group.world_size
                 bar.update(1)
                 stop_now = stop.signal is not None
-                if step % cfg.log_every == 0 or step == cfg.steps or stop_now:
-                    now = time.perf_counter()
+                log_now = step % cfg.log_every == 0 or step == cfg.steps or stop_now
+                sample_now = step % cfg.sample_every == 0 or step == cfg.steps or stop_now
+                checkpoint_now = step % cfg.checkpoint_every == 0 or step == cfg.steps or stop_now
+                if log_now or sample_now or checkpoint_now:  # never log, draw or save a diverged model
                     last = {k: float(v) for k, v in logs.items()}
                     bad = [k for k, v in last.items() if not np.isfinite(v)]
                     if bad:
-                        good = run.checkpoint_path if run.checkpoint_path.exists() else None
+                        good = f"{run.checkpoint_path} (step {saved})" if saved is not None else "none (none was written yet)"
                         raise TrainingDiverged(
                             f"model {cfg.model!r} produced a non-finite {', '.join(bad)} at step {step}; "
-                            f"the last good checkpoint is {good or 'none (none was written yet)'}: "
-                            f"lower the learning rate (model.lr=...) or resume from it."
+                            f"the last good checkpoint is {good}, and resume=true would repeat the same steps, "
+                            f"so start a new run with a lower learning rate (e.g. model.lr=...)."
                         )
+                if sample_now:  # before the log row, which carries the grid's sample_diversity
+                    # eval mode: a sample grid must not move batch-norm statistics
+                    model.eval()
+                    with torch.no_grad():
+                        grid = model.generate(fixed_z)
+                        run.save_samples(step, grid, writer)
+                        monitor.observe_samples(step, grid)
+                    model.train()
+                if log_now:
+                    now = time.perf_counter()
                     row = {"step": step, **last, "images_per_s": images / max(now - tick, 1e-9)}
                     for name, opt in optimizers.items():
                         row[f"lr_{name}"] = opt.param_groups[0]["lr"]
+                    row.update(monitor.observe_log(row))  # collapse warnings (training/collapse.py)
                     run.log(row, writer)
                     tick, images = now, 0
                     if shown:
                         bar.set_postfix({k: f"{last[k]:.4f}" for k in shown if k in last})
-                if step % cfg.sample_every == 0 or step == cfg.steps or stop_now:
-                    # eval mode: a sample grid must not move batch-norm statistics
-                    model.eval()
-                    with torch.no_grad():
-                        run.save_samples(step, model.generate(fixed_z), writer)
-                    model.train()
-                if step % cfg.checkpoint_every == 0 or step == cfg.steps or stop_now:
+                if checkpoint_now:
                     _checkpoint(run, model, optimizers, step, stream, group)
+                    saved = step
                 if stop_now:
                     interrupted = True
                     break
@@ -240,6 +263,10 @@ def train(cfg: TrainConfig, progress: bool = True, argv: list[str] | None = None
             )
         return TrainResult(Path(cfg.out), step, interrupted, last)
     finally:
+        if bar is not None:
+            bar.close()  # before an error message, never after it
+        if writer is not None:
+            writer.close()
         run.close()
 
 

@@ -90,6 +90,11 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _leftover(path: Path) -> bool:
+    """What a run killed before writing config.json can leave: its lock and ``atomic_write`` temporaries."""
+    return path.name == ".lock" or (path.name.startswith(".") and path.name.endswith(".tmp"))
+
+
 class RunDirectory:
     def __init__(self, root: Path, write: bool = True) -> None:
         self.root = Path(root)
@@ -116,9 +121,9 @@ class RunDirectory:
                     f"cannot resume {str(self.root)!r} under a changed configuration ({'; '.join(diffs)}); "
                     f"rerun with the original values or start a new run in another out= directory."
                 )
-        elif resume and self.root.exists() and any(self.root.iterdir()):
+        elif resume and self.root.exists() and any(not _leftover(p) for p in self.root.iterdir()):
             raise ConfigError(f"out={str(self.root)!r} holds no run to resume (no config.json); check the path.")
-        elif self.root.exists() and any(p.name != ".lock" for p in self.root.iterdir()):
+        elif self.root.exists() and any(not _leftover(p) for p in self.root.iterdir()):
             raise ConfigError(
                 f"out={str(self.root)!r} is not empty and is not a run directory; choose an empty or new directory."
             )
@@ -134,6 +139,10 @@ class RunDirectory:
             raise ConfigError(f"out={str(self.root)!r} is not writable; choose a directory you can write to.") from None
         except OSError as exc:
             raise ConfigError(f"out={str(self.root)!r} cannot be written ({exc.strerror}); free space or choose another directory.") from None
+        # Temporaries of writes cut short by a kill: ours to remove now that we hold the lock.
+        for folder in (self.root, self.root / "checkpoints", self.root / "samples"):
+            for tmp in folder.glob(".*.tmp") if folder.is_dir() else ():
+                tmp.unlink(missing_ok=True)
         if not self.config_path.exists():
             self._write_json(self.config_path, config)
         self._write_json(
@@ -164,6 +173,12 @@ class RunDirectory:
                     raise ConfigError(
                         f"another trainer (pid {pid}) is writing to out={str(self.root)!r}; wait for it to finish "
                         f"or stop it, or choose another out= directory."
+                    ) from None
+                if pid > 0 and host.strip() != socket.gethostname():
+                    # A shared file system: whether that process lives cannot be checked from here.
+                    raise ConfigError(
+                        f"out={str(self.root)!r} is locked by pid {pid} on host {host.strip()!r}, which cannot be "
+                        f"checked from here; if no trainer runs there any more, delete {self.lock_path} and rerun."
                     ) from None
                 # Left behind by a process that died: a crashed run must not block its resumption forever.
                 self.lock_path.unlink(missing_ok=True)

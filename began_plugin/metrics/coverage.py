@@ -1,0 +1,417 @@
+"""Does a generator cover the data's modes? Class coverage for labelled data, precision/recall otherwise.
+
+FID mixes sample quality and diversity into one number; a GAN that draws perfect 1s only can still
+score a moderate FID on digits. These metrics say *which* part of the data a generator misses.
+
+Labelled data (digits, mnist, fashion_mnist, cifar10): a small CNN (:class:`CoverageClassifier`,
+two conv blocks + a linear layer) is trained on the real ``train`` split at the protocol's image size
+and channels, seeded and deterministic on the CPU, and cached like the FID statistics
+(:func:`load_or_train_classifier`). On generated images (float in [-1, 1], N x C x H x W) it gives:
+
+* ``classes_covered`` -- the number of classes that at least ``COVERAGE_MIN_FRACTION`` = 1% of the N
+  samples (and at least one sample) are *confidently* classified as, confident meaning a max softmax
+  probability >= ``CONFIDENCE_THRESHOLD`` = 0.9. Why these: a confident prediction ignores the blobs a
+  collapsed generator draws (the classifier spreads its probability over them), and 1% is ten times
+  below the share a class gets under a uniform 10-class distribution, so a class drawn rarely but
+  recognisably still counts, while one or two stray samples out of several hundred (noise) do not.
+* ``class_kl`` -- KL(generated class histogram || real test-split histogram) in nats, both over the
+  classifier's argmax predictions (all samples, confident or not; the real histogram is the
+  classifier's predictions on the test split, so its own confusions cancel). Each histogram gets
+  ``KL_EPSILON`` = 1e-3 of probability per class before renormalising, so an empty class gives a
+  finite value: at most about log(1/1e-3) = 6.9 nats. A generator drawing one class of ten uniform
+  ones scores about log(10) = 2.3 nats; a perfect one 0 (up to sampling noise).
+* ``confident_fraction`` -- the fraction of samples with max softmax >= 0.9 (real digits: ~0.97).
+
+Unlabelled data (celeba, folder): improved precision and recall (Kynkäänniemi et al. 2019,
+"Improved Precision and Recall Metric for Assessing Generative Models") with k = 3 nearest-neighbour
+balls over the feature vectors FID uses (``FeatureStatistics.kid_features``):
+:func:`precision_recall`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import io
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Dict, Optional
+
+import torch
+from torch import nn
+
+from began_plugin.atomic_files import atomic_save
+from began_plugin.metrics.compute import MetricValue
+from began_plugin.metrics.errors import MetricsError
+
+__all__ = [
+    "ARCHITECTURE",
+    "CONFIDENCE_THRESHOLD",
+    "COVERAGE_MIN_FRACTION",
+    "KL_EPSILON",
+    "KEY_CLASSES_COVERED",
+    "KEY_CLASS_KL",
+    "KEY_CONFIDENT_FRACTION",
+    "KEY_PRECISION",
+    "KEY_RECALL",
+    "NETWORK_COVERAGE",
+    "LABELLED_DATASETS",
+    "CoverageClassifier",
+    "CoverageValue",
+    "TrainedClassifier",
+    "classifier_cache_fields",
+    "classifier_cache_path",
+    "coverage_metrics",
+    "default_epochs",
+    "load_classifier",
+    "load_or_train_classifier",
+    "precision_recall",
+    "precision_recall_metrics",
+    "train_classifier",
+]
+
+NETWORK_COVERAGE = "coverage-classifier"
+#: Bump when the network or its training recipe changes: old caches are then never reused.
+ARCHITECTURE = "coverage-cnn-v1: conv3x3(C,32)-relu-maxpool2-conv3x3(32,64)-relu-adaptiveavgpool4-linear(1024,K); adam lr 2e-3 batch 64"
+CONFIDENCE_THRESHOLD = 0.9
+COVERAGE_MIN_FRACTION = 0.01
+KL_EPSILON = 1e-3
+PR_K = 3
+
+KEY_CLASSES_COVERED = "classes_covered"
+KEY_CLASS_KL = "class_kl"
+KEY_CONFIDENT_FRACTION = "confident_fraction"
+KEY_PRECISION = "precision"
+KEY_RECALL = "recall"
+
+#: Datasets whose classes the coverage classifier learns.
+LABELLED_DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
+
+_BATCH_SIZE = 64
+_LR = 2e-3
+
+
+class CoverageClassifier(nn.Module):
+    """Two conv blocks and a linear layer; any square input size >= 4 (adaptive pooling to 4 x 4)."""
+
+    def __init__(self, channels: int, num_classes: int) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(channels, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(4),
+        )
+        self.head = nn.Linear(64 * 16, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x).flatten(1))
+
+
+@dataclasses.dataclass(frozen=True)
+class CoverageValue(MetricValue):
+    """A :class:`MetricValue` that also says how good the classifier behind it is."""
+
+    classifier_test_accuracy: Optional[float] = None
+
+
+@dataclasses.dataclass
+class TrainedClassifier:
+    """A trained coverage classifier with what the metrics need from the real data."""
+
+    model: CoverageClassifier
+    fields: dict
+    test_accuracy: float
+    #: The classifier's argmax-prediction histogram (probabilities) on the real test split.
+    real_histogram: torch.Tensor
+    num_test: int
+    weights_sha256: str
+    train_seconds: float = 0.0
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.real_histogram.numel())
+
+    def provenance(self) -> dict:
+        return {"network": NETWORK_COVERAGE, "weights_sha256": self.weights_sha256,
+                "test_accuracy": self.test_accuracy, "num_test": self.num_test, "fields": self.fields}
+
+
+def default_epochs(dataset: str) -> int:
+    """Enough passes for > 95% test accuracy on digits (1,437 images); the big sets need fewer."""
+    return 10 if dataset == "digits" else 4
+
+
+def _torch_version() -> str:
+    return torch.__version__.split("+")[0]
+
+
+def classifier_cache_fields(*, dataset: str, image_size: int, channels: int, num_classes: int, seed: int = 0,
+                            epochs: Optional[int] = None, split: str = "train") -> dict:
+    """Everything that changes the trained classifier, as a JSON-serialisable dict."""
+    return {
+        "dataset": str(dataset),
+        "split": str(split),
+        "image_size": int(image_size),
+        "channels": int(channels),
+        "num_classes": int(num_classes),
+        "seed": int(seed),
+        "architecture": ARCHITECTURE,
+        "epochs": int(default_epochs(dataset) if epochs is None else epochs),
+        "torch": _torch_version(),
+    }
+
+
+def _key(fields: dict) -> str:
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def classifier_cache_path(cache_dir: str, fields: dict) -> str:
+    return os.path.join(cache_dir, f"{fields['dataset']}-{NETWORK_COVERAGE}-{_key(fields)[:20]}.pt")
+
+
+def _state_sha256(state: Dict[str, torch.Tensor]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().to("cpu").contiguous()
+        digest.update(name.encode())
+        digest.update(str(tuple(t.shape)).encode())
+        digest.update(t.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _split_tensors(dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    """The whole split as (images in [-1, 1], labels); read once (uint8 in memory for disk datasets)."""
+    if dataset.labels is None:
+        raise MetricsError(
+            f"dataset {dataset.name!r} has no class labels, so no coverage classifier can be trained for it; "
+            "use precision/recall (precision_recall) for unlabelled data."
+        )
+    if dataset.images is not None:
+        return dataset.images, dataset.labels
+    chunks = []
+    for i in range(0, len(dataset), 1000):
+        batch = torch.stack([dataset[j] for j in range(i, min(i + 1000, len(dataset)))])
+        chunks.append(((batch + 1) * 127.5).round().clamp(0, 255).to(torch.uint8))
+    return torch.cat(chunks), dataset.labels
+
+
+@contextlib.contextmanager
+def _one_cpu_thread():
+    """CPU kernels split reductions by thread, so 1 vs 2 threads give different bits: always use one."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _as_float(batch: torch.Tensor) -> torch.Tensor:
+    return batch.float() / 127.5 - 1.0 if batch.dtype == torch.uint8 else batch.float()
+
+
+@torch.no_grad()
+def _predict(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """Softmax probabilities, N x K."""
+    model.eval()
+    device = next(model.parameters()).device
+    out = [torch.softmax(model(_as_float(images[i : i + batch_size]).to(device)), dim=1).cpu()
+           for i in range(0, images.shape[0], batch_size)]
+    return torch.cat(out) if out else torch.zeros(0, model.head.out_features)
+
+
+def train_classifier(train_set, test_set, *, seed: int = 0, epochs: Optional[int] = None,
+                     device: str | torch.device = "cpu") -> TrainedClassifier:
+    """Train the coverage classifier on ``train_set`` and measure it on ``test_set`` (ImageDatasets).
+
+    Seeded and deterministic on the CPU (one thread, whatever the process uses: thread counts change the bits);
+    the global random state and thread count are left as they were.
+    """
+    fields = classifier_cache_fields(dataset=train_set.name, image_size=train_set.image_size,
+                                     channels=train_set.channels, num_classes=train_set.num_classes,
+                                     seed=seed, epochs=epochs, split=train_set.split)
+    x_train, y_train = _split_tensors(train_set)
+    x_test, y_test = _split_tensors(test_set)
+    start = time.perf_counter()
+    with torch.random.fork_rng(devices=[]), _one_cpu_thread():
+        torch.manual_seed(seed)
+        model = CoverageClassifier(train_set.channels, train_set.num_classes).to(device)
+        gen = torch.Generator().manual_seed(seed)
+        opt = torch.optim.Adam(model.parameters(), lr=_LR)
+        n = x_train.shape[0]
+        for _ in range(fields["epochs"]):
+            model.train()
+            order = torch.randperm(n, generator=gen)
+            for i in range(0, n, _BATCH_SIZE):
+                idx = order[i : i + _BATCH_SIZE]
+                logits = model(_as_float(x_train[idx]).to(device))
+                loss = nn.functional.cross_entropy(logits, y_train[idx].to(device))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+    seconds = time.perf_counter() - start
+    model = model.cpu().eval()
+    with _one_cpu_thread():
+        probs = _predict(model, x_test)
+    pred = probs.argmax(1)
+    accuracy = float((pred == y_test).float().mean())
+    hist = torch.bincount(pred, minlength=train_set.num_classes).double() / max(1, pred.numel())
+    state = model.state_dict()
+    return TrainedClassifier(model, fields, accuracy, hist, int(pred.numel()), _state_sha256(state), seconds)
+
+
+def save_classifier(path: str, clf: TrainedClassifier) -> None:
+    blob = {
+        "fields": json.dumps(clf.fields, sort_keys=True),
+        "key": _key(clf.fields),
+        "state_dict": clf.model.state_dict(),
+        "test_accuracy": float(clf.test_accuracy),
+        "real_histogram": clf.real_histogram,
+        "num_test": int(clf.num_test),
+        "weights_sha256": clf.weights_sha256,
+        "train_seconds": float(clf.train_seconds),
+    }
+    atomic_save(blob, Path(path))
+
+
+def load_classifier(path: str, fields: dict) -> TrainedClassifier:
+    """Read a classifier written by :func:`save_classifier`, refusing one written for other settings."""
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        stored = json.loads(blob["fields"])
+        state = blob["state_dict"]
+    except Exception as e:
+        raise MetricsError(
+            f"the coverage classifier cache {path!r} is unreadable ({type(e).__name__}); delete it so it is retrained."
+        ) from None
+    if stored != fields or blob.get("key") != _key(fields):
+        differing = sorted(k for k in set(fields) | set(stored) if fields.get(k) != stored.get(k)) or ["key"]
+        raise MetricsError(
+            f"the coverage classifier cache {path!r} was trained for different settings ({', '.join(differing)} differ); "
+            "delete it so it is retrained."
+        )
+    model = CoverageClassifier(fields["channels"], fields["num_classes"])
+    model.load_state_dict(state)
+    model.eval()
+    sha = _state_sha256(model.state_dict())
+    if sha != blob["weights_sha256"]:
+        raise MetricsError(f"the coverage classifier cache {path!r} does not match its recorded weights hash; delete it so it is retrained.")
+    return TrainedClassifier(model, stored, float(blob["test_accuracy"]), blob["real_histogram"].double(),
+                             int(blob["num_test"]), sha, float(blob.get("train_seconds", 0.0)))
+
+
+def load_or_train_classifier(cache_dir: str, dataset: str, root: Optional[str], image_size: int, *,
+                             seed: int = 0, epochs: Optional[int] = None, device: str | torch.device = "cpu",
+                             test_split: str = "test") -> TrainedClassifier:
+    """The cached classifier for (dataset, image size, ...), trained on the ``train`` split when missing."""
+    from began_plugin.data import build_dataset
+
+    if dataset not in LABELLED_DATASETS:
+        raise MetricsError(
+            f"dataset {dataset!r} has no classes for a coverage classifier (labelled ones: {list(LABELLED_DATASETS)}); "
+            "use precision/recall for it."
+        )
+    train_set = build_dataset(dataset, root, image_size, split="train")
+    fields = classifier_cache_fields(dataset=dataset, image_size=image_size, channels=train_set.channels,
+                                     num_classes=train_set.num_classes, seed=seed, epochs=epochs)
+    path = classifier_cache_path(cache_dir, fields)
+    if os.path.exists(path):
+        return load_classifier(path, fields)
+    test_set = build_dataset(dataset, root, image_size, split=test_split)
+    clf = train_classifier(train_set, test_set, seed=seed, epochs=epochs, device=device)
+    save_classifier(path, clf)
+    return clf
+
+
+def coverage_metrics(clf: TrainedClassifier, images: torch.Tensor,
+                     real_images: Optional[torch.Tensor] = None) -> Dict[str, CoverageValue]:
+    """``classes_covered``, ``class_kl`` and ``confident_fraction`` of generated ``images`` (see the module doc).
+
+    The reference histogram of ``class_kl`` is the classifier's predictions on ``real_images`` when given (the
+    benchmark passes the same real images as FID), else on the whole test split (stored with the classifier).
+    """
+    if not torch.is_tensor(images) or images.dim() != 4 or images.shape[0] == 0:
+        raise MetricsError(f"expected generated images N x C x H x W with N >= 1, got {tuple(getattr(images, 'shape', ()))}.")
+    c, size = clf.fields["channels"], clf.fields["image_size"]
+    if images.shape[1] != c or images.shape[2] != size or images.shape[3] != size:
+        raise MetricsError(
+            f"the coverage classifier was trained on {c} x {size} x {size} images but got "
+            f"{tuple(images.shape[1:])}; use the protocol's image size and channels."
+        )
+    with _one_cpu_thread():
+        probs = _predict(clf.model, images.detach().cpu())
+    n, k = probs.shape
+    conf, pred = probs.max(1)
+    confident = conf >= CONFIDENCE_THRESHOLD
+    confident_counts = torch.bincount(pred[confident], minlength=k)
+    needed = max(1, math.ceil(COVERAGE_MIN_FRACTION * n))
+    covered = int((confident_counts >= needed).sum())
+    p = torch.bincount(pred, minlength=k).double() / n
+    p = (p + KL_EPSILON) / (1 + k * KL_EPSILON)
+    if real_images is None:
+        real_hist, num_real = clf.real_histogram.double(), clf.num_test
+    else:
+        with _one_cpu_thread():
+            real_pred = _predict(clf.model, real_images.detach().cpu()).argmax(1)
+        real_hist, num_real = torch.bincount(real_pred, minlength=k).double() / max(1, real_pred.numel()), real_pred.numel()
+    q = (real_hist + KL_EPSILON) / (1 + k * KL_EPSILON)
+    kl = float((p * (p / q).log()).sum())
+    common = dict(network=NETWORK_COVERAGE, weights_sha256=clf.weights_sha256, num_real=int(num_real), num_fake=n,
+                  classifier_test_accuracy=clf.test_accuracy)
+    return {
+        KEY_CLASSES_COVERED: CoverageValue(float(covered), **common),
+        KEY_CLASS_KL: CoverageValue(kl, **common),
+        KEY_CONFIDENT_FRACTION: CoverageValue(float(confident.double().mean()), **common),
+    }
+
+
+# -- unlabelled data: improved precision / recall -------------------------------------------------------
+def _radii(features: torch.Tensor, k: int, batch: int = 1000) -> torch.Tensor:
+    """Distance from each row to its k-th nearest other row."""
+    out = []
+    for i in range(0, features.shape[0], batch):
+        d = torch.cdist(features[i : i + batch], features)
+        # the smallest distance is the point itself (0); the k-th neighbour is at index k
+        out.append(d.kthvalue(k + 1, dim=1).values)
+    return torch.cat(out)
+
+
+def _inside(queries: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor, batch: int = 1000) -> torch.Tensor:
+    """For each query: is it within the k-NN ball of at least one centre?"""
+    out = []
+    for i in range(0, queries.shape[0], batch):
+        d = torch.cdist(queries[i : i + batch], centres)
+        out.append((d <= radii[None, :]).any(dim=1))
+    return torch.cat(out)
+
+
+def precision_recall(real_features: torch.Tensor, fake_features: torch.Tensor, k: int = PR_K) -> tuple[float, float]:
+    """Improved precision and recall (Kynkäänniemi et al. 2019) with k-NN balls (k = 3 by default).
+
+    precision: the fraction of fake features inside the k-NN ball of some real feature (quality);
+    recall: the fraction of real features inside the k-NN ball of some fake feature (coverage).
+    Computed in float64, exactly (no approximate neighbours).
+    """
+    real = real_features.detach().to("cpu", torch.float64)
+    fake = fake_features.detach().to("cpu", torch.float64)
+    if real.dim() != 2 or fake.dim() != 2 or real.shape[1] != fake.shape[1]:
+        raise MetricsError(f"expected two feature sets N x D with the same D, got {tuple(real.shape)} and {tuple(fake.shape)}.")
+    if min(real.shape[0], fake.shape[0]) <= k:
+        raise MetricsError(f"precision/recall with k={k} needs more than {k} real and fake features, got "
+                           f"{real.shape[0]} and {fake.shape[0]}; keep more features (kid_max).")
+    precision = float(_inside(fake, real, _radii(real, k)).double().mean())
+    recall = float(_inside(real, fake, _radii(fake, k)).double().mean())
+    return precision, recall
+
+
+def precision_recall_metrics(network, real_stats, fake_stats, k: int = PR_K) -> Dict[str, MetricValue]:
+    """``precision`` / ``recall`` on the stored feature sets of two :class:`FeatureStatistics`."""
+    if real_stats.kid_features is None or fake_stats.kid_features is None:
+        raise MetricsError("precision/recall needs stored features; compute the statistics with kid_max > 0.")
+    precision, recall = precision_recall(real_stats.kid_features, fake_stats.kid_features, k)
+    common = dict(network=network.name, weights_sha256=network.weights_sha256,
+                  num_real=int(real_stats.kid_features.shape[0]), num_fake=int(fake_stats.kid_features.shape[0]))
+    return {KEY_PRECISION: MetricValue(precision, **common), KEY_RECALL: MetricValue(recall, **common)}

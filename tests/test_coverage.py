@@ -1,0 +1,153 @@
+"""Class coverage through a small classifier (labelled data) and k-NN precision/recall (unlabelled data)."""
+
+import math
+import shutil
+import time
+
+import pytest
+import torch
+
+from began_plugin.data import build_dataset
+from began_plugin.metrics import MetricsError
+from began_plugin.metrics import coverage as cv
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return build_dataset("digits", None, 32, split="train"), build_dataset("digits", None, 32, split="test")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """The digits classifier, trained once for this module through the cache (as the harness does)."""
+    cache = tmp_path_factory.mktemp("coverage-cache")
+    start = time.perf_counter()
+    clf = cv.load_or_train_classifier(str(cache), "digits", None, 32)
+    return clf, cache, time.perf_counter() - start
+
+
+def test_classifier_reaches_95_percent_on_the_digits_test_split(trained, digits):
+    clf, _, _ = trained
+    _, test = digits
+    # measured here independently of the stored figure
+    with torch.no_grad():
+        pred = clf.model(test.images).argmax(1)
+    accuracy = (pred == test.labels).float().mean().item()
+    assert accuracy > 0.95
+    assert clf.test_accuracy == pytest.approx(accuracy, abs=1e-6)
+    # Training time is reported (clf.train_seconds), not asserted: a wall-clock bound fails on a busy machine.
+    assert clf.train_seconds > 0
+    assert clf.provenance()["network"] == "coverage-classifier" and len(clf.weights_sha256) == 64
+
+
+def test_real_test_images_cover_all_ten_classes_with_small_kl(trained, digits):
+    clf, _, _ = trained
+    train, test = digits
+    # generated = the 360 test images, reference = the classifier's view of the 1,437 train images
+    values = cv.coverage_metrics(clf, test.images, real_images=train.images)
+    assert values["classes_covered"].value == 10
+    # Two histograms of the same distribution from 360 and 1,437 samples differ by sampling noise only:
+    # E[KL] ~ (K-1)/(2N) = 9/720 ~ 0.0125 nats; 0.05 is 4x that, and a one-class generator scores ~2.2.
+    assert 0.0 <= values["class_kl"].value < 0.05
+    assert 0.8 < values["confident_fraction"].value <= 1.0  # real digits are mostly recognised confidently
+    for v in values.values():
+        assert v.network == "coverage-classifier" and v.weights_sha256 == clf.weights_sha256
+        assert v.num_fake == 360 and v.num_real == 1437 and v.classifier_test_accuracy == clf.test_accuracy
+        assert "classifier_test_accuracy" in v.as_dict()
+
+
+def test_one_image_repeated_covers_one_class_with_large_kl(trained, digits):
+    clf, _, _ = trained
+    _, test = digits
+    image = test.images[:1]
+    values = cv.coverage_metrics(clf, image.repeat(100, 1, 1, 1))
+    assert values["classes_covered"].value == 1
+    c = int(clf.model(image).argmax())
+    # KL(delta_c || q) = ln(1/q_c) (~2.3 for 10 balanced classes); the 1e-3 smoothing lowers it by
+    # about K*eps*ln(1/q_c) + K*eps*ln(1/(K*eps)) ~ 0.06, so +-0.1 around ln(1/q_c).
+    assert values["class_kl"].value == pytest.approx(math.log(1 / float(clf.real_histogram[c])), abs=0.1)
+    assert values["confident_fraction"].value in (0.0, 1.0)  # every copy gets the same softmax
+
+
+def test_a_class_needs_one_percent_of_confident_samples(trained, digits):
+    clf, _, _ = trained
+    _, test = digits
+    with torch.no_grad():
+        probs = torch.softmax(clf.model(test.images), 1)
+    conf, pred = probs.max(1)
+    ok = conf >= cv.CONFIDENCE_THRESHOLD
+    a = int(torch.nonzero(ok & (pred == pred[ok][0]))[0])  # a confident image of one class
+    b = int(torch.nonzero(ok & (pred != pred[a]))[0])  # a confident image of another class
+    # 99 copies of a and 1 of b: b has exactly 1% -> covered; 199 + 1: 0.5% -> not covered
+    covered = cv.coverage_metrics(clf, torch.cat([test.images[a : a + 1].repeat(99, 1, 1, 1), test.images[b : b + 1]]))
+    assert covered["classes_covered"].value == 2
+    rare = cv.coverage_metrics(clf, torch.cat([test.images[a : a + 1].repeat(199, 1, 1, 1), test.images[b : b + 1]]))
+    assert rare["classes_covered"].value == 1
+
+
+def test_wrong_image_shape_is_refused(trained):
+    clf, _, _ = trained
+    with pytest.raises(MetricsError, match="trained on 1 x 32 x 32"):
+        cv.coverage_metrics(clf, torch.zeros(4, 3, 32, 32))
+
+
+def test_cache_round_trip_and_refusal_of_a_mismatched_cache(trained, monkeypatch, tmp_path):
+    clf, cache, _ = trained
+
+    def no_training(*a, **k):
+        raise AssertionError("retrained although the cache holds this classifier")
+
+    monkeypatch.setattr(cv, "train_classifier", no_training)
+    again = cv.load_or_train_classifier(str(cache), "digits", None, 32)
+    assert again.weights_sha256 == clf.weights_sha256 and again.test_accuracy == clf.test_accuracy
+    torch.testing.assert_close(again.real_histogram, clf.real_histogram)
+    # a file written for other settings, placed where those settings look, is refused by name
+    other = cv.classifier_cache_fields(dataset="digits", image_size=32, channels=1, num_classes=10, epochs=3)
+    shutil.copy(cv.classifier_cache_path(str(cache), clf.fields), cv.classifier_cache_path(str(tmp_path), other))
+    with pytest.raises(MetricsError, match="epochs differ"):
+        cv.load_or_train_classifier(str(tmp_path), "digits", None, 32, epochs=3)
+    # the key includes the torch version: a cache from another torch is not reused
+    assert "torch" in clf.fields and clf.fields["torch"] == torch.__version__.split("+")[0]
+    assert cv.classifier_cache_path(str(cache), {**clf.fields, "torch": "0.0"}) != cv.classifier_cache_path(str(cache), clf.fields)
+
+
+def test_training_is_seeded_and_leaves_the_global_rng_alone(digits):
+    train, test = digits
+    small = build_dataset("digits", None, 16, split="train")
+    small_test = build_dataset("digits", None, 16, split="test")
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    a = cv.train_classifier(small, small_test, seed=0, epochs=1)
+    after = torch.rand(1)
+    b = cv.train_classifier(small, small_test, seed=0, epochs=1)
+    c = cv.train_classifier(small, small_test, seed=1, epochs=1)
+    assert a.weights_sha256 == b.weights_sha256 != c.weights_sha256
+    assert torch.equal(before, after)
+
+
+def test_unlabelled_dataset_is_refused_with_the_alternative(tmp_path):
+    with pytest.raises(MetricsError, match="precision/recall"):
+        cv.load_or_train_classifier(str(tmp_path), "celeba", None, 64)
+
+
+# -- precision / recall on toy data with known answers --------------------------------------------------
+def _line(values):
+    return torch.tensor(values, dtype=torch.float64)[:, None]
+
+
+def test_precision_recall_known_answers():
+    real = _line(range(100))  # unit spacing: the 3rd neighbour is 2 away (3 for the end points 0 and 99)
+    assert cv.precision_recall(real, real.clone()) == (1.0, 1.0)
+    assert cv.precision_recall(real, real + 1000) == (0.0, 0.0)
+    # fake = the first half of real: every fake is a real point (precision 1); the fake balls reach real
+    # points 0..52 (fake 49, an end point, has radius 3), so recall = 53/100
+    assert cv.precision_recall(real, _line(range(50))) == (1.0, 0.53)
+    # fake = real shifted by 3.5 (3.5..102.5): only fake 102.5 is farther than 3 from real 99 -> precision
+    # 0.99; only real 0 is farther than 3 from fake 3.5 (an end point, radius 3) -> recall 0.99
+    assert cv.precision_recall(real, real + 3.5) == (0.99, 0.99)
+
+
+def test_precision_recall_needs_more_than_k_points():
+    with pytest.raises(MetricsError, match="more than 3"):
+        cv.precision_recall(_line(range(3)), _line(range(10)))

@@ -1,0 +1,47 @@
+"""benchmarks/performance.py's smallest path runs and writes the promised JSON (no timing assertions)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("performance_benchmark", ROOT / "benchmarks" / "performance.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.slow  # spawns processes and runs two 2048-d Fréchet steps: about 1-2 minutes on 2 busy cores
+def test_performance_script_smallest_path(tmp_path, capsys):
+    perf = _load()
+    out = tmp_path / "perf.json"
+    assert perf.main(["--quick", "--train-n", "4", "--train-h", "4", "--train-batches", "2", "--warmup", "1",
+                      "--windows", "1", "--steps-per-window", "1", "--fid-images", "4", "--fid-batch", "4",
+                      "--no-pytorch-fid", "--memory-sizes", "50,100", "--memory-batch", "50",
+                      "--matmul-size", "256", "--matmul-reps", "1", "--out", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "| measurement | ours | peer | ratio | target | met? |" in table
+    res = json.loads(out.read_text())
+    assert {"meta", "targets", "matmul", "training", "fid", "memory", "rows", "notes"} <= set(res)
+    assert res["matmul"]["gflops"] > 0
+    (tr,) = res["training"]
+    for key in ("ours_steps_per_s", "torchgan_steps_per_s", "ratio_ours_over_torchgan", "ours_flops_per_step",
+                "torchgan_flops_per_step", "ours_gflops", "torchgan_trainer_end_to_end_iterations"):
+        assert key in tr
+    assert tr["ours_flops_per_step"] > 0 and tr["torchgan_flops_per_step"] > 0
+    # The Trainer's training iteration ran end-to-end (its epoch-end image logger may fail; that is recorded).
+    assert tr["torchgan_trainer_end_to_end_iterations"] == {"generator": 1, "discriminator": 1}
+    fid = res["fid"]
+    assert fid["fid_agrees_torch_fidelity"] and fid["fid_rel_diff_torch_fidelity"] <= fid["fid_rtol"] == 1e-4
+    assert fid["ours"]["fid"] > 0 and fid["ours"]["images_per_s"] > 0 and fid["torch_fidelity"]["images_per_s"] > 0
+    assert [m["n"] for m in res["memory"]] == [50, 100]
+    assert all(m["count"] == m["n"] and m["peak_rss_mb"] > 0 for m in res["memory"])
+    for row in res["rows"]:
+        assert set(row) == {"measurement", "ours", "peer", "ratio", "target", "met"}
