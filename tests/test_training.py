@@ -98,6 +98,7 @@ def test_refuses_to_write_into_another_run_without_resume(tmp_path, capsys):
         (["data=mnist", "data.root=/nonexistent/data"], "/nonexistent/data"),
         (["data=cifar"], "unknown dataset data='cifar'"),
         (["precision=fp8"], "precision='fp8' is not one of"),
+        (["data.channels=3"], "digits is grayscale (1 channel) data but channels=3 was requested"),
         (["device=cuda:0"] if not torch.cuda.is_available() else ["device=tpu"], "device="),
         (["--bogus"], "unknown option '--bogus'"),
         (["steps"], "not of the form key=value"),

@@ -28,6 +28,7 @@ class DataConfig:
     name: str = "digits"  # one of began_plugin.data.DATASETS
     root: Optional[str] = None  # where torchvision datasets / the image folder live
     split: str = "train"
+    channels: Optional[int] = None  # None: the data's own; 1 or 3 (image folders convert, others must match)
     skip_bad_files: bool = False  # image folders: skip unreadable files instead of stopping
     num_workers: int = 0
 

@@ -147,7 +147,7 @@ def train(cfg: TrainConfig, progress: bool = True, argv: list[str] | None = None
 
     # Everything that can fail on bad input fails here, before the run directory is touched.
     dataset = build_dataset(cfg.data.name, cfg.data.root, cfg.image_size, split=cfg.data.split,
-                            skip_bad_files=cfg.data.skip_bad_files)
+                            channels=cfg.data.channels, skip_bad_files=cfg.data.skip_bad_files)
     _seed_everything(cfg.seed)
     model = create_model(cfg.model, image_size=cfg.image_size, channels=dataset.channels, **cfg.model_hparams)
     model.to(device)
