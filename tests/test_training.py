@@ -138,7 +138,7 @@ def test_list_models_shows_distribution_and_status(capsys):
 def test_help_shows_keys_with_defaults(capsys):
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    assert "steps: 1500" in out and "batch_size: 32" in out and "device: auto" in out
+    assert "steps: 2000" in out and "batch_size: 32" in out and "device: auto" in out
 
 
 def test_two_process_gloo_run_keeps_k_identical_on_every_rank(tmp_path):
