@@ -41,7 +41,10 @@ def test_every_registered_model_trains_through_the_cli(name, tmp_path):
     assert not (out / ".lock").exists()
     if name == "began":
         assert {"k", "M_global", "loss_real", "loss_fake"} <= set(rows[-1])
-        assert state["model"]["controller.k_t"].item() == pytest.approx(0.0, abs=0.01)
+        # the checkpoint's k_t is the last logged k_t advanced by the controller with that step's losses
+        hp, last = config["model_hparams"], rows[-1]
+        expected = min(max(last["k"] + hp["lambda_k"] * (hp["gamma"] * last["loss_real"] - last["loss_fake"]), 0.0), 1.0)
+        assert state["model"]["controller.k_t"].item() == pytest.approx(expected, abs=1e-6)
 
 
 @pytest.mark.parametrize("name", ["began", "wgan_gp"])
