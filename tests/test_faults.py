@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from PIL import Image
 from began_plugin import atomic_files
 from began_plugin.atomic_files import TEST_SLOW_CHECKPOINT_ENV
 from began_plugin.training.cli import main
+from plugins import TINY_MODEL, install_plugin
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {k: v for k, v in os.environ.items() if k != TEST_SLOW_CHECKPOINT_ENV}
@@ -241,58 +241,36 @@ def test_compare_killed_while_training_and_while_scoring_gives_the_same_table(tm
 # -- 3. training faults --------------------------------------------------------------------------------
 NAN_MODEL = '''
 from dataclasses import dataclass
-import torch
-from torch import nn
-from began_plugin.interface import GANModel, LossOutput
+from thirdparty_tiny import TinyGAN
 
-class NanGAN(GANModel):
-    """A tiny GAN whose generator loss becomes NaN at generator step ``nan_at``."""
+class NanGAN(TinyGAN):
+    """The registry tests' TinyGAN, with a generator loss that becomes NaN at generator step ``nan_at``."""
     @dataclass
     class Hparams:
         lr: float = 1e-3
         nan_at: int = 6
 
-    supported_image_sizes = (8,)
-
-    def __init__(self, image_size=8, channels=1, **hp):
-        super().__init__(image_size, channels, **hp)
-        d = channels * image_size * image_size
-        self.generator = nn.Sequential(nn.Linear(4, d), nn.Tanh(), nn.Unflatten(1, (channels, image_size, image_size)))
-        self.discriminator = nn.Sequential(nn.Flatten(), nn.Linear(d, 1))
-        self.calls = 0
-
-    def sample_z(self, n, generator=None):
-        return torch.randn(n, 4, generator=generator)
-
-    def configure_optimizers(self):
-        return {"generator": torch.optim.SGD(self.generator.parameters(), lr=self.hparams.lr),
-                "discriminator": torch.optim.SGD(self.discriminator.parameters(), lr=self.hparams.lr)}
-
-    def discriminator_loss(self, real):
-        fake = self.generator(self.sample_z(real.shape[0])).detach()
-        loss = self.discriminator(fake).mean() - self.discriminator(real).mean()
-        return LossOutput(loss, {"loss_d": loss.detach()})
+    calls = 0
 
     def generator_loss(self, real):
         self.calls += 1
-        loss = -self.discriminator(self.generator(self.sample_z(real.shape[0]))).mean()
+        out = super().generator_loss(real)
         if self.calls >= self.hparams.nan_at:
-            loss = loss * float("nan")
-        return LossOutput(loss, {"loss_g": loss.detach()})
+            out.loss = out.loss * float("nan")
+            out.logs["loss_g"] = out.loss.detach()
+        return out
 '''
 
 
 @pytest.fixture
 def nan_model(tmp_path, monkeypatch):
     site = tmp_path / "site"
-    info = site / "nan_gan-0.1.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: nan-gan\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[gan_trainer.models]\nnangan = thirdparty_nan:NanGAN\n")
-    (site / "thirdparty_nan.py").write_text(textwrap.dedent(NAN_MODEL))
+    install_plugin(site, "nan-gan", "0.1", {"nangan": "thirdparty_nan:NanGAN"},
+                   {"thirdparty_tiny": TINY_MODEL, "thirdparty_nan": NAN_MODEL})
     monkeypatch.syspath_prepend(str(site))
     yield "nangan"
     sys.modules.pop("thirdparty_nan", None)
+    sys.modules.pop("thirdparty_tiny", None)
 
 
 def test_non_finite_loss_stops_naming_step_model_and_last_good_checkpoint(nan_model, tmp_path, capsys):
