@@ -49,6 +49,7 @@ SETTINGS: dict[str, dict] = {
     "gamma1.0_lambda_k0.01": {"model.gamma": 1.0, "model.lambda_k": 0.01},
     "gamma0.7_lambda_k0.01": {"model.gamma": 0.7, "model.lambda_k": 0.01},
     "gamma1.0_lambda_k0.1": {"model.gamma": 1.0, "model.lambda_k": 0.1},
+    "gamma1.0_lambda_k0.01_lr3e-4": {"model.gamma": 1.0, "model.lambda_k": 0.01, "model.lr": 3e-4},
 }
 
 
