@@ -159,3 +159,41 @@ def test_train_step_uses_k_before_update_and_updates_k_from_logged_losses():
     expected = min(max(0.3 + 0.01 * (0.5 * float(logs["loss_real"]) - float(logs["loss_fake"])), 0.0), 1.0)
     assert model.controller.k == pytest.approx(expected, abs=1e-9)
     assert model.controller.k != 0.3
+
+
+def _constant_encoder(model, value):
+    with torch.no_grad():
+        model.discriminator.encoder.fc.weight.zero_()
+        model.discriminator.encoder.fc.bias.fill_(value)
+
+
+def test_began_cs_adds_alpha_times_latent_l1_to_the_discriminator_loss_only():
+    """BEGAN-CS (Chang et al. 2018): L_D + alpha * mean|Enc(G(z_D)) - z_D|; L_G, k_t and M_global unchanged."""
+    torch.manual_seed(0)
+    plain = _small_began(k_init=0.4)
+    cs = copy.deepcopy(plain)
+    cs.hparams.latent_constraint = 0.1
+    for m in (plain, cs):
+        _constant_encoder(m, 0.25)  # Enc(v) = 0.25 for every v, so the constraint is mean|0.25 - z_D|
+    real = torch.rand(3, 1, 32, 32) * 2 - 1
+    torch.manual_seed(7)
+    z_d = plain.sample_z(6)[:3]
+    torch.manual_seed(7)
+    d_plain, g_plain = plain.losses(real)
+    torch.manual_seed(7)
+    d_cs, g_cs = cs.losses(real)
+    by_hand = 0.1 * (0.25 - z_d).abs().mean()
+    assert_close(d_cs.loss - d_plain.loss, by_hand)
+    assert by_hand > 0.01
+    assert_close(d_cs.logs["latent_constraint"], (0.25 - z_d).abs().mean())
+    assert_close(g_cs.loss, g_plain.loss, rtol=0, atol=0)
+    for key in ("loss_real", "loss_fake", "M_global", "loss_d"):
+        assert_close(d_cs.logs[key], d_plain.logs[key], rtol=0, atol=0)
+    assert "latent_constraint" not in d_plain.logs
+
+
+def test_began_cs_needs_h_equal_to_z_dim():
+    with pytest.raises(ValueError, match="h must equal z_dim.*set model.h=8"):
+        BEGAN(image_size=32, channels=1, n=8, h=16, z_dim=8, latent_constraint=0.1)
+    with pytest.raises(ValueError, match="must be >= 0"):
+        _small_began(latent_constraint=-1.0)

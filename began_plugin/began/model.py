@@ -142,6 +142,10 @@ class BEGAN(GANModel):
         lr_decay_window: int = 1000  # steps averaged per M_global measurement
         lr_decay_patience: int = 3  # windows without improvement before halving
         init: str = "xavier"  # xavier | kaiming | pytorch (see init_weights_)
+        # BEGAN-CS (Chang, Chen, Hsu, ECCV 2018, arXiv 1808.07258): adds alpha * mean|Enc(G(z_D)) - z_D| to
+        # L_D, so the discriminator's embedding of a fake must recover its z (needs h == z_dim).  Not the
+        # paper's algorithm: 0 (default) is plain BEGAN; the BEGAN-CS authors use alpha = 0.1.
+        latent_constraint: float = 0.0
 
     supported_image_sizes = (32, 64, 128, 256)
     n_critic = 1
@@ -153,6 +157,13 @@ class BEGAN(GANModel):
         for key in ("n", "h", "z_dim"):
             if getattr(hp, key) < 1:
                 raise ValueError(f"BEGAN {key}={getattr(hp, key)} must be a positive integer.")
+        if hp.latent_constraint < 0:
+            raise ValueError(f"BEGAN latent_constraint={hp.latent_constraint} must be >= 0 (0 turns BEGAN-CS off).")
+        if hp.latent_constraint > 0 and hp.h != hp.z_dim:
+            raise ValueError(
+                f"BEGAN-CS (latent_constraint={hp.latent_constraint}) compares the discriminator's embedding with z, "
+                f"so h must equal z_dim, got h={hp.h} and z_dim={hp.z_dim}; set model.h={hp.z_dim}."
+            )
         self.generator = Decoder(image_size, channels, hp.n, hp.z_dim, hp.skip)
         self.discriminator = AutoencoderDiscriminator(image_size, channels, hp.n, hp.h, hp.skip)
         init_weights_(self.generator, hp.init)
@@ -182,13 +193,18 @@ class BEGAN(GANModel):
         # L_D must not move G, so G(z_D) needs no graph; D sees [x, G(z_D)] in one call.
         with torch.no_grad():
             fake_d = self.generator(z[:b])
-        recon_d = self.discriminator(torch.cat([real, fake_d]))
+        code_d = self.discriminator.encoder(torch.cat([real, fake_d]))
+        recon_d = self.discriminator.decoder(code_d)
         # L_G's graph reaches D's parameters; the host back-propagates it into G's only.
         # A separate D call keeps each backward over the rows its loss depends on
         # (one call over [x, G(z_D), G(z_G)] costs 1.5x the FLOPs for the same gradients).
         fake_g = self.generator(z[b:])
         recon_g = self.discriminator(fake_g)
         loss_d, loss_g, logs = self.loss(real, recon_d[:b], fake_d, recon_d[b:], fake_g, recon_g, self._k(real))
+        if self.hparams.latent_constraint > 0:  # BEGAN-CS: only D's loss changes; k_t and M_global do not see it
+            constraint = (code_d[b:] - z[:b]).abs().mean()
+            loss_d = loss_d + self.hparams.latent_constraint * constraint
+            logs["latent_constraint"] = constraint.detach()
         logs["k"] = self.controller.k_t.detach().clone()
         return LossOutput(loss_d, logs), LossOutput(loss_g, {})
 
