@@ -7,7 +7,7 @@ import sys
 from began_plugin.data import DataError
 from began_plugin.registry import RegistryError, model_status
 from began_plugin.training.checkpoint import CheckpointError
-from began_plugin.training.config import ConfigError, help_text, parse_args
+from began_plugin.training.config import ConfigError, help_text, parse_args, preset_note
 
 
 def list_models_text() -> str:
@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     cfg = None
     try:
         cfg = parse_args(args)
+        note = preset_note(cfg)
+        if note:
+            print(f"gan-train: {note}.", flush=True)
         result = train(cfg, argv=["gan-train", *args])
     except (ConfigError, RegistryError, DataError, CheckpointError, TrainingDiverged) as exc:
         print(f"gan-train: error: {exc}", file=sys.stderr)
