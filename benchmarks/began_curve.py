@@ -51,7 +51,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="runs/curves")
     p.add_argument("--cache-dir", default=None, help="the harness classifier's cache (default: OUT/cache)")
     p.add_argument("overrides", nargs="*", help="KEY=VALUE BEGAN hyper-parameters, batch=, seed=")
-    args = p.parse_args(argv)
+    args = p.parse_intermixed_args(argv)
     torch.set_num_threads(1)
     kw, batch, seed, size = dict(BASE), 32, 0, 32
     for item in args.overrides:
