@@ -87,7 +87,7 @@ PRESETS: dict[str, Protocol] = {
                       kid_subset_size=80, isc_splits=2,
                       model_hparams={"began": {"n": 16, "h": 16, "z_dim": 16}, "dcgan": {"width": 16},
                                      "wgan_gp": {"width": 16}}),
-    # The embedded digits on 2 CPU cores (about an hour), three seeds.  Steps, batch and the models'
+    # The embedded digits on 2 CPU cores (66-74 min measured), three seeds.  Steps, batch and the models'
     # settings are gan-train's defaults, so the BEGAN cells are `gan-train seed=S` runs; 1,000 samples
     # per cell as issue 8's coverage criterion (the test split has 360 real digits).
     "cpu": Protocol(steps=2000, batch_size=32, seeds=(0, 1, 2), num_samples=1000, num_real=360,
