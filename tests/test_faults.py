@@ -273,13 +273,18 @@ def nan_model(tmp_path, monkeypatch):
     sys.modules.pop("thirdparty_tiny", None)
 
 
+def _nan_run_args(model: str, out, *, log_every: int, checkpoint_every: int, nan_at: int) -> list[str]:
+    """A 20-step run of the NaN plugin that turns its loss non-finite at step ``nan_at``."""
+    return [f"model={model}", "data=digits", "image_size=8", "steps=20", "batch_size=8", f"out={out}",
+            f"log_every={log_every}", f"checkpoint_every={checkpoint_every}", "sample_every=100", "num_samples=4",
+            f"model.nan_at={nan_at}"]
+
+
 def test_non_finite_loss_stops_naming_step_model_and_last_good_checkpoint(nan_model, tmp_path, capsys):
     out = tmp_path / "run"
     # Logged only every 10 steps, checkpointed every 2: the NaN at step 6 must be caught before step 6 is
     # saved, so the checkpoint on disk is step 4's and finite.
-    args = [f"model={nan_model}", "data=digits", "image_size=8", "steps=20", "batch_size=8", f"out={out}",
-            "log_every=10", "checkpoint_every=2", "sample_every=100", "num_samples=4", "model.nan_at=6"]
-    assert main(args) == 3
+    assert main(_nan_run_args(nan_model, out, log_every=10, checkpoint_every=2, nan_at=6)) == 3
     err = _one_error(capsys.readouterr().err)
     ckpt = out / "checkpoints" / "latest.pt"
     assert "model 'nangan'" in err and "non-finite loss_g at step 6" in err and f"{ckpt} (step 4)" in err
@@ -291,9 +296,7 @@ def test_non_finite_loss_stops_naming_step_model_and_last_good_checkpoint(nan_mo
 
 def test_non_finite_loss_before_any_checkpoint_says_there_is_none(nan_model, tmp_path, capsys):
     out = tmp_path / "run"
-    args = [f"model={nan_model}", "data=digits", "image_size=8", "steps=20", "batch_size=8", f"out={out}",
-            "log_every=1", "checkpoint_every=5", "sample_every=100", "num_samples=4", "model.nan_at=3"]
-    assert main(args) == 3
+    assert main(_nan_run_args(nan_model, out, log_every=1, checkpoint_every=5, nan_at=3)) == 3
     err = _one_error(capsys.readouterr().err)
     assert "at step 3" in err and "none was written yet" in err
     assert [json.loads(l)["step"] for l in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2]
