@@ -62,6 +62,11 @@ SETTINGS: dict[str, dict] = {
     "cs0.1_gamma1.0_lambda_k0.01_lr3e-4": {"model.gamma": 1.0, "model.lambda_k": 0.01, "model.lr": 3e-4,
                                            "model.latent_constraint": 0.1},
     "cs0.1_paper": {"model.latent_constraint": 0.1},
+    # A tighter embedding (h = z = 8 instead of 32), with and without BEGAN-CS: the digits preset is the first.
+    "cs0.1_gamma1.0_lambda_k0.01_lr3e-4_h8": {"model.gamma": 1.0, "model.lambda_k": 0.01, "model.lr": 3e-4,
+                                              "model.latent_constraint": 0.1, "model.h": 8, "model.z_dim": 8},
+    "gamma1.0_lambda_k0.01_lr3e-4_h8": {"model.gamma": 1.0, "model.lambda_k": 0.01, "model.lr": 3e-4,
+                                        "model.h": 8, "model.z_dim": 8},
     # What `gan-train` runs with no arguments (the digits preset, nothing overridden).
     "default": {"model.n": None, "model.h": None, "model.z_dim": None, "model.gamma": None, "model.lambda_k": None},
 }
