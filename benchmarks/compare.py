@@ -116,6 +116,14 @@ class HarnessError(ValueError):
     """Bad input to the harness: one sentence for the user."""
 
 
+class HarnessStopped(RuntimeError):
+    """Training was stopped by a signal (SIGINT / SIGTERM): the cell is not scored, the harness exits."""
+
+    def __init__(self, message: str, signal_number: int) -> None:
+        super().__init__(message)
+        self.signal_number = signal_number
+
+
 def _cell_name(model: str, seed: int) -> str:
     return f"{model}-seed{seed}"
 
@@ -161,7 +169,13 @@ def _train_cell(protocol, model, seed, run_dir: Path, device: str, until: int | 
     args = [a if not a.startswith("steps=") else f"steps={until}" for a in args]
     resume = (run_dir / "config.json").exists()
     cfg = parse_args(args + (["resume=true"] if resume else []))
-    train(cfg, progress=False, argv=["benchmarks/compare.py", *args])
+    result = train(cfg, progress=False, argv=["benchmarks/compare.py", *args])
+    if result.interrupted:  # a half-trained model must never be scored as the cell's result
+        raise HarnessStopped(
+            f"training of {_cell_name(model, seed)} was stopped by a signal at step {result.step} of {until}; "
+            f"its checkpoint is kept and nothing was scored: rerun the same command to resume it.",
+            signal_number=result.signal or 15,
+        )
     return time.perf_counter() - start
 
 
@@ -484,6 +498,9 @@ def main(argv: list[str] | None = None) -> int:
     except (HarnessError, ConfigError, RegistryError, DataError, CheckpointError, metrics.MetricsError) as exc:
         print(f"compare.py: error: {exc}", file=sys.stderr)
         return 2
+    except HarnessStopped as exc:
+        print(f"compare.py: stopped: {exc}", file=sys.stderr)
+        return 128 + exc.signal_number
     print(table)
     return 0
 

@@ -114,3 +114,41 @@ def test_eval_every_records_a_metric_curve_without_changing_the_final_weights(fi
     b = torch.load(first_run / "runs" / "began-seed0" / "checkpoints" / "latest.pt", weights_only=True)["model"]
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+
+
+def test_sigterm_during_training_scores_nothing_and_the_rerun_finishes_the_cell(first_run, tmp_path, monkeypatch, capsys):
+    """A graceful stop (SIGTERM) must not turn a half-trained model into a finished cell."""
+    import os
+    import signal
+
+    from began_plugin.training import loop
+
+    real_step, calls = loop.train_step, []
+
+    def step_then_sigterm(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)  # caught by the trainer: it finishes the step and checkpoints
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "train_step", step_then_sigterm)
+    out = tmp_path / "stopped"
+    assert compare.main(FAST + ["--out", str(out), "--cells", "began:0"]) == 128 + signal.SIGTERM
+    err = capsys.readouterr().err
+    assert "began-seed0 was stopped by a signal at step 2 of 4" in err and "rerun the same command" in err
+    assert not list((out / "cells").glob("*")) and not (out / "table.md").exists()
+    assert torch_step(out / "runs" / "began-seed0") == 2
+
+    monkeypatch.setattr(loop, "train_step", real_step)
+    assert compare.main(FAST + ["--out", str(out), "--cells", "began:0"]) == 0
+    assert (out / "cells" / "began-seed0.json").exists() and torch_step(out / "runs" / "began-seed0") == 4
+    # resumed from step 2, the cell equals the uninterrupted one
+    row = json.loads((out / "cells" / "began-seed0.json").read_text())["metrics"]
+    ref = json.loads((first_run / "cells" / "began-seed0.json").read_text())["metrics"]
+    assert row["standin_fd"]["value"] == ref["standin_fd"]["value"]
+
+
+def torch_step(run_dir):
+    import torch
+
+    return int(torch.load(run_dir / "checkpoints" / "latest.pt", weights_only=True)["step"])

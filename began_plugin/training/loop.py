@@ -44,6 +44,7 @@ class TrainResult:
     step: int
     interrupted: bool
     last_logs: dict[str, float]
+    signal: int | None = None  # the signal that stopped an interrupted run
 
 
 def resolve_device(name: str) -> torch.device:
@@ -261,7 +262,7 @@ def train(cfg: TrainConfig, progress: bool = True, argv: list[str] | None = None
                 f"Resume with the same command plus resume=true.",
                 file=sys.stderr,
             )
-        return TrainResult(Path(cfg.out), step, interrupted, last)
+        return TrainResult(Path(cfg.out), step, interrupted, last, stop.signal if interrupted else None)
     finally:
         if bar is not None:
             bar.close()  # before an error message, never after it
