@@ -58,9 +58,9 @@ class TrainConfig:
 PRESETS: dict[tuple[str, str], dict[str, Any]] = {
     # The embedded 8x8 digits upsampled to 32 px: a narrower BEGAN trains in minutes on a CPU.
     # γ=1.0 with λ_k=0.01 keeps k_t off 0 (the paper's γ=0.5 pins it there).  The embedding size is
-    # the setting that mattered most: with h=z=32 the samples drift onto dark, thin strokes (3-4
-    # classes), with h=z=8 k_t rises to 0.2-0.3 within 1,000 steps (0.03-0.1 with 32) and the samples
-    # spread over 9-10 classes.  BEGAN-CS's latent constraint (Chang et al. 2018, alpha 0.1 as its
+    # the setting that mattered most: with h=z=32 the samples drift onto dark, thin strokes (1-4
+    # classes), with h=z=8 k_t rises to 0.25-0.3 within 1,000 steps (0.015-0.045 with 32) and the
+    # samples spread over 9-10 classes by then (5-9 at step 2,000 over three seeds: classes come and go).  BEGAN-CS's latent constraint (Chang et al. 2018, alpha 0.1 as its
     # authors; NOT the paper's algorithm, model.latent_constraint=0 turns it off) kept the classes
     # steadier than the same settings without it.  benchmarks/began_settings.md holds the
     # measurements behind each choice.
