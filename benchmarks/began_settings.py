@@ -35,7 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # The digits preset changes γ and λ_k, so BASE states the paper's values: every setting below is
 # "the paper's algorithm and settings, narrowed to n=16, h=z=32, plus these overrides".
 BASE = {"model": "began", "data": "digits", "image_size": 32, "batch_size": 32, "model.n": 16, "model.h": 32,
-        "model.z_dim": 32, "model.gamma": 0.5, "model.lambda_k": 0.001}
+        "model.z_dim": 32, "model.gamma": 0.5, "model.lambda_k": 0.001, "model.lr": 1e-4,
+        "model.latent_constraint": 0.0, "model.lr_anneal_end": 0}
 
 #: name -> overrides on top of BASE (the paper's γ=0.5, λ_k=0.001, Adam 1e-4, xavier init unless changed).
 SETTINGS: dict[str, dict] = {
@@ -67,8 +68,12 @@ SETTINGS: dict[str, dict] = {
                                               "model.latent_constraint": 0.1, "model.h": 8, "model.z_dim": 8},
     "gamma1.0_lambda_k0.01_lr3e-4_h8": {"model.gamma": 1.0, "model.lambda_k": 0.01, "model.lr": 3e-4,
                                         "model.h": 8, "model.z_dim": 8},
+    # The learning rate annealed linearly to 0 over the second half of the run (steps/2 to steps).
+    "cs0.1_gamma1.0_lambda_k0.01_lr3e-4_h8_anneal": {"model.gamma": 1.0, "model.lambda_k": 0.01, "model.lr": 3e-4,
+                                                     "model.latent_constraint": 0.1, "model.h": 8, "model.z_dim": 8,
+                                                     "model.lr_anneal_end": None},
     # What `gan-train` runs with no arguments (the digits preset, nothing overridden).
-    "default": {"model.n": None, "model.h": None, "model.z_dim": None, "model.gamma": None, "model.lambda_k": None},
+    "default": {key: None for key in BASE if key.startswith("model.")},
 }
 
 

@@ -7,7 +7,7 @@ import torch
 from torch.testing import assert_close
 
 from began_plugin import BEGAN, BEGANLoss, EquilibriumController
-from began_plugin.began.controller import PlateauRule
+from began_plugin.began.controller import LinearAnneal, PlateauRule
 from began_plugin.began.loss import convergence_measure, discriminator_objective, reconstruction_loss
 from began_plugin.training.step import train_step
 
@@ -197,3 +197,33 @@ def test_began_cs_needs_h_equal_to_z_dim():
         BEGAN(image_size=32, channels=1, n=8, h=16, z_dim=8, latent_constraint=0.1)
     with pytest.raises(ValueError, match="must be >= 0"):
         _small_began(latent_constraint=-1.0)
+
+
+def test_linear_anneal_by_hand_and_across_a_resume(tmp_path):
+    """Factor (end - step) / (end - start) from step `start` on, clipped to [0, 1]; None before."""
+    anneal = LinearAnneal(start=2, end=6)
+    assert [anneal.advance() for _ in range(3)] == [None, 1.0, 0.75]  # steps 1, 2, 3
+    torch.save(anneal.state_dict(), tmp_path / "a.pt")
+    resumed = LinearAnneal(start=2, end=6)
+    resumed.load_state_dict(torch.load(tmp_path / "a.pt", weights_only=True))
+    for a in (anneal, resumed):  # steps 4, 5, 6, 7: the rate stays at 0 after `end`
+        assert [a.advance() for _ in range(4)] == [0.5, 0.25, 0.0, 0.0]
+    for start, end in ((3, 3), (5, 2), (-1, 4)):
+        with pytest.raises(ValueError, match="expected 0 <= lr_anneal_start < lr_anneal_end"):
+            LinearAnneal(start, end)
+
+
+def test_began_rate_is_the_plateau_scale_times_the_anneal_factor():
+    """lr_t = lr * plateau scale * anneal factor, both applied after each step (the host's next step uses it)."""
+    model = _small_began(lr=1e-3, lr_decay_window=1, lr_decay_patience=1, lr_anneal_start=1, lr_anneal_end=4)
+    opts = model.configure_optimizers()
+    rates = []
+    for m_global in (1.0, 2.0, 3.0, 4.0):  # window 1: the first is the best, every later one halves
+        logs = {"loss_real": torch.tensor(0.1), "loss_fake": torch.tensor(0.05), "M_global": torch.tensor(m_global)}
+        model.on_train_step_end(logs, opts)
+        rates.append([g["lr"] for o in opts.values() for g in o.param_groups])
+    by_hand = [1e-3 * 1.0 * 1.0, 1e-3 * 0.5 * (2 / 3), 1e-3 * 0.25 * (1 / 3), 0.0]
+    for got, want in zip(rates, by_hand):
+        assert got == pytest.approx([want, want], rel=1e-12)
+    assert _small_began().lr_anneal is None  # off by default: the paper's schedule only
+    assert _small_began(lr_anneal_start=5).lr_anneal is None  # the start alone does nothing

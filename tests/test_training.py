@@ -50,11 +50,16 @@ def test_every_registered_model_trains_through_the_cli(name, tmp_path):
 @pytest.mark.parametrize("name", ["began", "wgan_gp"])
 def test_resumed_run_matches_uninterrupted_run_bit_for_bit(name, tmp_path):
     full, part = tmp_path / "full", tmp_path / "part"
-    assert main(_args(name, full, steps=8)) == 0
-    assert main(_args(name, part, steps=5)) == 0  # stops after step 5 (its last checkpoint)
-    assert main(_args(name, part, steps=8, resume="true")) == 0
+    # The digits preset anneals BEGAN's rate over the second half of `steps`; fix the window so the
+    # 5-step part and its extension to 8 share it (the part stops inside it, at step 5).
+    fixed = {"model.lr_anneal_start": 4, "model.lr_anneal_end": 8} if name == "began" else {}
+    assert main(_args(name, full, steps=8, **fixed)) == 0
+    assert main(_args(name, part, steps=5, **fixed)) == 0  # stops after step 5 (its last checkpoint)
+    assert main(_args(name, part, steps=8, resume="true", **fixed)) == 0
     a, b = _weights(full), _weights(part)
     assert a["step"] == b["step"] == 8 and a["data_position"] == b["data_position"]
+    if name == "began":  # the rate reached 0 at step 8 in both, through a resume inside the window
+        assert [g["lr"] for o in b["optimizers"].values() for g in o["param_groups"]] == [0.0, 0.0]
     for key in a["model"]:
         torch.testing.assert_close(a["model"][key], b["model"][key], rtol=0, atol=0, msg=key)
     for opt in a["optimizers"]:
@@ -194,3 +199,17 @@ def test_run_files_get_the_umask_mode_not_private_temp_file_mode(tmp_path):
     os.umask(umask)
     for name in ("config.json", "provenance.json", "checkpoints/latest.pt"):
         assert (out / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
+
+
+def test_digits_preset_anneals_began_over_the_second_half_of_the_run():
+    from began_plugin.registry import create_model
+    from began_plugin.training.config import parse_args, preset_note
+
+    default = parse_args([])
+    assert (default.model_hparams["lr_anneal_start"], default.model_hparams["lr_anneal_end"]) == (1000, 2000)
+    assert "falls linearly to 0 from step 1000 to 2000 (not in the paper" in preset_note(default)
+    short = parse_args(["steps=301"]).model_hparams
+    assert (short["lr_anneal_start"], short["lr_anneal_end"]) == (150, 301)
+    off = parse_args(["model.lr_anneal_end=0"])
+    assert create_model("began", image_size=32, channels=1, **off.model_hparams).lr_anneal is None
+    assert "falls linearly" not in preset_note(off)

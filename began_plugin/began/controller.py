@@ -110,3 +110,42 @@ class PlateauRule(nn.Module):
         self.window_count.zero_()
         self._count = 0
         return float(self.scale)
+
+
+class LinearAnneal(nn.Module):
+    """Learning-rate factor that falls linearly from 1 at step ``start`` to 0 at step ``end``.
+
+    Not in the paper (its only schedule is the plateau rule above): a named option of our
+    ``digits`` preset, measured in ``benchmarks/began_settings.md``, that stops the classes
+    from coming and going at the end of a short run.  Steps are counted by ``advance`` (one
+    call per generator step) in a buffer, so a resumed run continues the same schedule.
+    """
+
+    def __init__(self, start: int, end: int) -> None:
+        super().__init__()
+        if start < 0 or end <= start:
+            raise ValueError(
+                f"learning-rate anneal from step {start} to step {end} is invalid; "
+                f"expected 0 <= lr_anneal_start < lr_anneal_end (lr_anneal_end=0 turns it off)."
+            )
+        self.start, self.end = int(start), int(end)
+        self.register_buffer("step", torch.zeros((), dtype=torch.int64))
+        self._step: int | None = None  # host-side mirror of step
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._step = None
+        super()._load_from_state_dict(*args, **kwargs)
+
+    def factor(self, step: int) -> float:
+        return min(1.0, max(0.0, (self.end - step) / (self.end - self.start)))
+
+    def advance(self) -> float | None:
+        """Count one step; return the factor for the next step from ``start`` on, else ``None``."""
+        if self._step is None:
+            self._step = int(self.step)
+        self._step += 1
+        self.step += 1
+        return self.factor(self._step) if self._step >= self.start else None
+
+    def extra_repr(self) -> str:
+        return f"start={self.start}, end={self.end}"

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from began_plugin.began.controller import EquilibriumController, PlateauRule
+from began_plugin.began.controller import EquilibriumController, LinearAnneal, PlateauRule
 from began_plugin.began.loss import BEGANLoss
 from began_plugin.interface import GANModel, LossOutput
 
@@ -142,6 +142,10 @@ class BEGAN(GANModel):
         lr_decay_window: int = 1000  # steps averaged per M_global measurement
         lr_decay_patience: int = 3  # windows without improvement before halving
         init: str = "xavier"  # xavier | kaiming | pytorch (see init_weights_)
+        # Not in the paper: from step lr_anneal_start the learning rate falls linearly to 0 at step
+        # lr_anneal_end (times the plateau rule's scale); lr_anneal_end=0 (default) turns it off and start is ignored.
+        lr_anneal_start: int = 0
+        lr_anneal_end: int = 0
         # BEGAN-CS (Chang, Chen, Hsu, ECCV 2018, arXiv 1808.07258): adds alpha * mean|Enc(G(z_D)) - z_D| to
         # L_D, so the discriminator's embedding of a fake must recover its z (needs h == z_dim).  Not the
         # paper's algorithm: 0 (default) is plain BEGAN; the BEGAN-CS authors use alpha = 0.1.
@@ -171,6 +175,12 @@ class BEGAN(GANModel):
         self.loss = BEGANLoss(gamma=hp.gamma, eta=hp.eta)
         self.controller = EquilibriumController(hp.gamma, hp.lambda_k, hp.k_init)
         self.lr_rule = PlateauRule(hp.lr_decay_window, hp.lr_decay_patience) if hp.lr_decay else None
+        self.lr_anneal = LinearAnneal(hp.lr_anneal_start, hp.lr_anneal_end) if hp.lr_anneal_end > 0 else None
+        self._lr_scales: list[float] | None = None  # host-side [plateau scale, anneal factor]
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._lr_scales = None  # re-read from the restored plateau rule and anneal on the next step
+        super()._load_from_state_dict(*args, **kwargs)
 
     def sample_z(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         z = torch.rand(n, self.hparams.z_dim, generator=generator, device=generator.device if generator else self.device)
@@ -218,12 +228,23 @@ class BEGAN(GANModel):
         self, logs: Mapping[str, torch.Tensor], optimizers: Mapping[str, torch.optim.Optimizer]
     ) -> None:
         self.controller.step_(logs["loss_real"], logs["loss_fake"])
+        if self._lr_scales is None:  # first step, or after a resume: read the restored state once
+            plateau = float(self.lr_rule.scale) if self.lr_rule is not None else 1.0
+            anneal = self.lr_anneal.factor(int(self.lr_anneal.step)) if self.lr_anneal is not None else 1.0
+            self._lr_scales = [plateau, anneal]
+        changed = False
         if self.lr_rule is not None:
             scale = self.lr_rule.observe(logs["M_global"])
             if scale is not None:
-                for opt in optimizers.values():
-                    for group in opt.param_groups:
-                        group["lr"] = self.hparams.lr * scale
+                self._lr_scales[0], changed = scale, True
+        if self.lr_anneal is not None:
+            factor = self.lr_anneal.advance()
+            if factor is not None:
+                self._lr_scales[1], changed = factor, True
+        if changed:
+            for opt in optimizers.values():
+                for group in opt.param_groups:
+                    group["lr"] = self.hparams.lr * self._lr_scales[0] * self._lr_scales[1]
 
     def progress_keys(self) -> tuple[str, ...]:
         return ("k", "M_global")

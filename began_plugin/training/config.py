@@ -54,18 +54,22 @@ class TrainConfig:
     model_hparams: dict[str, Any] = field(default_factory=dict)  # filled from model.KEY=VALUE
 
 
-#: Per-dataset model defaults that differ from the paper's CelebA settings (see README).
+#: Per-dataset model defaults that differ from the paper's CelebA settings (see README).  A value
+#: may be a function of the trainer's configuration (the anneal below follows ``steps``).
 PRESETS: dict[tuple[str, str], dict[str, Any]] = {
     # The embedded 8x8 digits upsampled to 32 px: a narrower BEGAN trains in minutes on a CPU.
     # γ=1.0 with λ_k=0.01 keeps k_t off 0 (the paper's γ=0.5 pins it there).  The embedding size is
     # the setting that mattered most: with h=z=32 the samples drift onto dark, thin strokes (1-4
     # classes), with h=z=8 k_t rises to 0.25-0.3 within 1,000 steps (0.015-0.045 with 32) and the
-    # samples spread over 9-10 classes by then (5-9 at step 2,000 over three seeds: classes come and go).  BEGAN-CS's latent constraint (Chang et al. 2018, alpha 0.1 as its
-    # authors; NOT the paper's algorithm, model.latent_constraint=0 turns it off) kept the classes
-    # steadier than the same settings without it.  benchmarks/began_settings.md holds the
-    # measurements behind each choice.
+    # samples spread over 9-10 classes by then.  BEGAN-CS's latent constraint (Chang et al. 2018,
+    # alpha 0.1 as its authors; NOT the paper's algorithm, model.latent_constraint=0 turns it off)
+    # kept the classes steadier than the same settings without it.  At a constant rate the classes
+    # still came and went (5-9 at step 2,000 over three seeds), so the rate falls linearly to 0 over
+    # the second half of the run (not in the paper either; model.lr_anneal_end=0 turns it off).
+    # benchmarks/began_settings.md holds the measurements behind each choice.
     ("began", "digits"): {"n": 16, "h": 8, "z_dim": 8, "gamma": 1.0, "lambda_k": 0.01, "lr": 3e-4,
-                          "latent_constraint": 0.1},
+                          "latent_constraint": 0.1,
+                          "lr_anneal_start": lambda cfg: cfg.steps // 2, "lr_anneal_end": lambda cfg: cfg.steps},
     ("dcgan", "digits"): {"width": 32},
     ("wgan_gp", "digits"): {"width": 32},
 }
@@ -136,7 +140,7 @@ def parse_args(args: list[str]) -> TrainConfig:
     if cfg.data.name not in DATASETS:
         raise ConfigError(f"unknown dataset data={cfg.data.name!r}{_nearest(cfg.data.name, DATASETS)}; expected one of {list(DATASETS)}.")
     model_cls = load_model(cfg.model)
-    preset = PRESETS.get((cfg.model, cfg.data.name), {})
+    preset = {k: v(cfg) if callable(v) else v for k, v in PRESETS.get((cfg.model, cfg.data.name), {}).items()}
     cfg.model_hparams = model_hparams(model_cls, [f"{k}={v}" for k, v in preset.items()] + model_args)
     if cfg.image_size not in model_cls.supported_image_sizes:
         raise ConfigError(
@@ -156,6 +160,9 @@ def preset_note(cfg: TrainConfig) -> str | None:
     if cfg.model_hparams.get("latent_constraint", 0) > 0:
         note += ("; latent_constraint > 0 is BEGAN-CS (Chang et al. 2018), not the paper's BEGAN: "
                  "model.latent_constraint=0 gives the paper's algorithm")
+    if cfg.model_hparams.get("lr_anneal_end", 0) > 0:
+        note += (f"; the learning rate falls linearly to 0 from step {cfg.model_hparams['lr_anneal_start']} "
+                 f"to {cfg.model_hparams['lr_anneal_end']} (not in the paper; model.lr_anneal_end=0 turns it off)")
     return note
 
 
