@@ -69,7 +69,7 @@ PRESETS: dict[tuple[str, str], dict[str, Any]] = {
     # benchmarks/began_settings.md holds the measurements behind each choice.
     ("began", "digits"): {"n": 16, "h": 8, "z_dim": 8, "gamma": 1.0, "lambda_k": 0.01, "lr": 3e-4,
                           "latent_constraint": 0.1,
-                          "lr_anneal_start": lambda cfg: cfg.steps // 2, "lr_anneal_end": lambda cfg: cfg.steps},
+                          "lr_anneal_start": lambda cfg: cfg.steps // 4, "lr_anneal_end": lambda cfg: cfg.steps},
     ("dcgan", "digits"): {"width": 32},
     ("wgan_gp", "digits"): {"width": 32},
 }

@@ -1,0 +1,66 @@
+"""Which digit classes a trained BEGAN draws, and how well its discriminator reconstructs each class.
+
+    python benchmarks/began_classes.py RUN [RUN ...] [--cache-dir DIR] [--num-samples 1000]
+
+For each ``gan-train`` run directory on the digits: the share of the generated samples the
+harness's CNN assigns to each class, how many of them it assigns with p >= 0.9 (a class is
+*covered* when that count reaches 1% of the samples, as in ``compare.py``), and the
+discriminator's mean L1 reconstruction error on the real test digits of each class.  The samples
+are the ones ``compare.py`` scores (seed 10,000 + the run's training seed), so a cell's
+``classes_covered`` can be read class by class.  One thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import torch
+
+from began_plugin.data import build_dataset
+from began_plugin.metrics import coverage
+from began_plugin.training.config import ConfigError
+from began_plugin.training.sample import generate, load_run
+
+
+def per_class(probs: torch.Tensor) -> dict[str, list]:
+    """probs: N x K class probabilities -> per class: argmax share, confident count, covered."""
+    n, k = probs.shape
+    conf, pred = probs.max(1)
+    confident = torch.bincount(pred[conf >= coverage.CONFIDENCE_THRESHOLD], minlength=k)
+    needed = max(1, math.ceil(coverage.COVERAGE_MIN_FRACTION * n))
+    return {"share": [round(float(c) / n, 3) for c in torch.bincount(pred, minlength=k)],
+            "confident": confident.tolist(), "covered": [bool(c >= needed) for c in confident]}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("runs", nargs="+")
+    p.add_argument("--cache-dir", default="runs/cache", help="the harness classifier's cache")
+    p.add_argument("--num-samples", type=int, default=1000)
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    try:
+        models = [(run, load_run(Path(run)), json.loads((Path(run) / "config.json").read_text())) for run in args.runs]
+    except (ConfigError, FileNotFoundError) as exc:
+        print(f"began_classes.py: error: {exc}", file=sys.stderr)
+        return 2
+    clf = coverage.load_or_train_classifier(args.cache_dir, "digits", None, 32)
+    test = build_dataset("digits", None, 32, split="test")
+    real, labels = test.images.float(), test.labels
+    for run, model, cfg in models:
+        images = generate(model, args.num_samples, seed=10_000 + cfg["seed"])
+        row = {"run": run, "seed": cfg["seed"], **per_class(coverage._predict(clf.model, images))}
+        if hasattr(model, "discriminator") and cfg["model"] == "began":
+            with torch.no_grad():
+                err = (model.discriminator(real) - real).abs().flatten(1).mean(1)
+            row["real_l1"] = [round(float(err[labels == c].mean()), 4) for c in range(10)]
+        print(json.dumps(row), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
