@@ -146,7 +146,8 @@ def parse_cells(text: str | None, protocol: Protocol) -> list[tuple[str, int]]:
 
 def _train_args(protocol: Protocol, model: str, seed: int, run_dir: Path, device: str) -> list[str]:
     args = [f"model={model}", f"data={protocol.data}", f"image_size={protocol.image_size}",
-            f"steps={protocol.steps}", f"batch_size={protocol.batch_size}", f"seed={seed}", f"out={run_dir}",
+            f"steps={protocol.steps}", f"schedule_steps={protocol.steps}",  # --eval-every trains in parts
+            f"batch_size={protocol.batch_size}", f"seed={seed}", f"out={run_dir}",
             f"device={device}", f"log_every={max(1, min(50, protocol.steps // 20))}",
             f"sample_every={protocol.steps}", f"checkpoint_every={max(1, min(500, protocol.steps))}"]
     if protocol.data_root:

@@ -50,9 +50,9 @@ def test_every_registered_model_trains_through_the_cli(name, tmp_path):
 @pytest.mark.parametrize("name", ["began", "wgan_gp"])
 def test_resumed_run_matches_uninterrupted_run_bit_for_bit(name, tmp_path):
     full, part = tmp_path / "full", tmp_path / "part"
-    # The digits preset anneals BEGAN's rate over the second half of `steps`; fix the window so the
-    # 5-step part and its extension to 8 share it (the part stops inside it, at step 5).
-    fixed = {"model.lr_anneal_start": 4, "model.lr_anneal_end": 8} if name == "began" else {}
+    # The digits preset anneals BEGAN's rate over the second half of the run: schedule_steps=8 plans it
+    # for 8 steps in all three calls, so the 5-step part stops inside it (steps 4 to 8).
+    fixed = {"schedule_steps": 8}
     assert main(_args(name, full, steps=8, **fixed)) == 0
     assert main(_args(name, part, steps=5, **fixed)) == 0  # stops after step 5 (its last checkpoint)
     assert main(_args(name, part, steps=8, resume="true", **fixed)) == 0
@@ -102,6 +102,7 @@ def test_refuses_to_write_into_another_run_without_resume(tmp_path, capsys):
         (["model.gamma=high"], "gamma"),
         (["batch_size=0"], "batch_size=0 must be a positive integer"),
         (["steps=-5"], "steps=-5 must be a positive integer"),
+        (["steps=10", "schedule_steps=5"], "schedule_steps=5 is less than steps=10"),
         (["image_size=48"], "image_size=48 is not supported by model 'began'"),
         (["data=mnist", "data.root=/nonexistent/data"], "/nonexistent/data"),
         (["data=cifar"], "unknown dataset data='cifar'"),
@@ -210,6 +211,8 @@ def test_digits_preset_anneals_began_over_the_second_half_of_the_run():
     assert "falls linearly to 0 from step 1000 to 2000 (not in the paper" in preset_note(default)
     short = parse_args(["steps=301"]).model_hparams
     assert (short["lr_anneal_start"], short["lr_anneal_end"]) == (150, 301)
+    parts = parse_args(["steps=500", "schedule_steps=2000"]).model_hparams
+    assert (parts["lr_anneal_start"], parts["lr_anneal_end"]) == (1000, 2000)
     off = parse_args(["model.lr_anneal_end=0"])
     assert create_model("began", image_size=32, channels=1, **off.model_hparams).lr_anneal is None
     assert "falls linearly" not in preset_note(off)

@@ -38,6 +38,9 @@ class TrainConfig:
     model: str = "began"  # a name registered under gan_trainer.models
     data: DataConfig = field(default_factory=DataConfig)
     steps: int = 2000  # generator steps
+    # The run length that step-relative preset settings (BEGAN's rate anneal on the digits) plan for;
+    # None: `steps`.  Set it to the final step count when training in parts with resume=true.
+    schedule_steps: Optional[int] = None
     batch_size: int = 32  # per process
     image_size: int = 32
     seed: int = 0
@@ -52,6 +55,10 @@ class TrainConfig:
     compile: bool = False  # torch.compile the generator and discriminator
     channels_last: bool = False
     model_hparams: dict[str, Any] = field(default_factory=dict)  # filled from model.KEY=VALUE
+
+
+def _span(cfg: "TrainConfig") -> int:
+    return cfg.schedule_steps or cfg.steps
 
 
 #: Per-dataset model defaults that differ from the paper's CelebA settings (see README).  A value
@@ -69,7 +76,7 @@ PRESETS: dict[tuple[str, str], dict[str, Any]] = {
     # benchmarks/began_settings.md holds the measurements behind each choice.
     ("began", "digits"): {"n": 16, "h": 8, "z_dim": 8, "gamma": 1.0, "lambda_k": 0.01, "lr": 3e-4,
                           "latent_constraint": 0.1,
-                          "lr_anneal_start": lambda cfg: cfg.steps // 4, "lr_anneal_end": lambda cfg: cfg.steps},
+                          "lr_anneal_start": lambda cfg: _span(cfg) // 2, "lr_anneal_end": _span},
     ("dcgan", "digits"): {"width": 32},
     ("wgan_gp", "digits"): {"width": 32},
 }
@@ -134,6 +141,11 @@ def parse_args(args: list[str]) -> TrainConfig:
         value = getattr(cfg, key)
         if value <= 0:
             raise ConfigError(f"{key}={value} must be a positive integer; pass e.g. {key}={getattr(TrainConfig, key, 1) or 1}.")
+    if cfg.schedule_steps is not None and cfg.schedule_steps < cfg.steps:
+        raise ConfigError(
+            f"schedule_steps={cfg.schedule_steps} is less than steps={cfg.steps}; set it to the run's final step count "
+            f"(at least {cfg.steps}) or leave it out."
+        )
     for key, allowed in CHOICES.items():
         if getattr(cfg, key) not in allowed:
             raise ConfigError(f"{key}={getattr(cfg, key)!r} is not one of {list(allowed)}; pick one of them.")

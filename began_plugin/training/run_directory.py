@@ -29,7 +29,7 @@ from began_plugin.atomic_files import atomic_save, atomic_write
 from began_plugin.training.config import ConfigError
 
 #: Keys that may change between a run and its resumption.
-RESUMABLE_CHANGES = {"resume", "device", "steps", "data.num_workers", "log_every"}
+RESUMABLE_CHANGES = {"resume", "device", "steps", "schedule_steps", "data.num_workers", "log_every"}
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
