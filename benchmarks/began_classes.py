@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -25,15 +24,16 @@ from began_plugin.metrics import coverage
 from began_plugin.training.config import ConfigError
 from began_plugin.training.sample import generate, load_run
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compare import EVAL_SEED_OFFSET  # noqa: E402
+
 
 def per_class(probs: torch.Tensor) -> dict[str, list]:
     """probs: N x K class probabilities -> per class: argmax share, confident count, covered."""
     n, k = probs.shape
-    conf, pred = probs.max(1)
-    confident = torch.bincount(pred[conf >= coverage.CONFIDENCE_THRESHOLD], minlength=k)
-    needed = max(1, math.ceil(coverage.COVERAGE_MIN_FRACTION * n))
+    pred, _, confident, covered = coverage.class_counts(probs)
     return {"share": [round(float(c) / n, 3) for c in torch.bincount(pred, minlength=k)],
-            "confident": confident.tolist(), "covered": [bool(c >= needed) for c in confident]}
+            "confident": confident.tolist(), "covered": covered.tolist()}
 
 
 def main(argv=None) -> int:
@@ -52,7 +52,7 @@ def main(argv=None) -> int:
     test = build_dataset("digits", None, 32, split="test")
     real, labels = test.images.float(), test.labels
     for run, model, cfg in models:
-        images = generate(model, args.num_samples, seed=10_000 + cfg["seed"])
+        images = generate(model, args.num_samples, seed=EVAL_SEED_OFFSET + cfg["seed"])
         row = {"run": run, "seed": cfg["seed"], **per_class(coverage._predict(clf.model, images))}
         if hasattr(model, "discriminator") and cfg["model"] == "began":
             with torch.no_grad():

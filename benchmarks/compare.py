@@ -211,10 +211,14 @@ def _coverage_inputs(protocol: Protocol, cache_dir: Path, device):
     return clf, real
 
 
+#: The evaluation z of a cell is drawn with seed EVAL_SEED_OFFSET + its training seed, apart from
+#: the training seed's streams (benchmarks/began_classes.py reads the same samples).
+EVAL_SEED_OFFSET = 10_000
+
+
 def _fake_statistics(protocol: Protocol, network, run_dir: Path, seed: int, device) -> tuple[metrics.FeatureStatistics, torch.Tensor]:
     model = load_run(run_dir, device)
-    # The evaluation z is seeded apart from the training seed's streams.
-    images = generate(model, protocol.num_samples, seed=10_000 + seed)
+    images = generate(model, protocol.num_samples, seed=EVAL_SEED_OFFSET + seed)
     batches = (images[i : i + 50] for i in range(0, images.shape[0], 50))
     stats = metrics.images_to_statistics(network, batches, kid_max=protocol.num_samples)
     return stats, images

@@ -326,6 +326,19 @@ def load_or_train_classifier(cache_dir: str, dataset: str, root: Optional[str], 
     return clf
 
 
+def class_counts(probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """probs: N x K -> (predicted class, confident mask, confident count per class, covered per class).
+
+    A sample is confident when its top probability is at least ``CONFIDENCE_THRESHOLD``; a class is
+    covered when its confident count reaches ``COVERAGE_MIN_FRACTION`` of the N samples.
+    """
+    n, k = probs.shape
+    conf, pred = probs.max(1)
+    confident = conf >= CONFIDENCE_THRESHOLD
+    counts = torch.bincount(pred[confident], minlength=k)
+    return pred, confident, counts, counts >= max(1, math.ceil(COVERAGE_MIN_FRACTION * n))
+
+
 def coverage_metrics(clf: TrainedClassifier, images: torch.Tensor,
                      real_images: Optional[torch.Tensor] = None) -> Dict[str, CoverageValue]:
     """``classes_covered``, ``class_kl`` and ``confident_fraction`` of generated ``images`` (see the module doc).
@@ -344,11 +357,8 @@ def coverage_metrics(clf: TrainedClassifier, images: torch.Tensor,
     with _one_cpu_thread():
         probs = _predict(clf.model, images.detach().cpu())
     n, k = probs.shape
-    conf, pred = probs.max(1)
-    confident = conf >= CONFIDENCE_THRESHOLD
-    confident_counts = torch.bincount(pred[confident], minlength=k)
-    needed = max(1, math.ceil(COVERAGE_MIN_FRACTION * n))
-    covered = int((confident_counts >= needed).sum())
+    pred, confident, confident_counts, class_covered = class_counts(probs)
+    covered = int(class_covered.sum())
     p = torch.bincount(pred, minlength=k).double() / n
     p = (p + KL_EPSILON) / (1 + k * KL_EPSILON)
     if real_images is None:
