@@ -9,6 +9,13 @@ What ships where:
   remaining 20% (360) is ``test``; ``all`` is every image. Within a split images keep
   their original scikit-learn order. The whole split is precomputed as one tensor
   (``.images``), so a trainer can index it directly.
+* ``shapes`` is generated here, so it is offline everywhere too: white shapes on black, 8 classes
+  (``SHAPE_CLASSES``: disk, ring, square, frame, triangle, plus, bar, target), each image with
+  its own centre, size, rotation and stroke width, edges anti-aliased by 4x4 supersampling.
+  ``train`` is 4,000 images (500 per class), ``test`` 1,000 (125 per class), drawn with
+  ``numpy.random.default_rng`` seeds 1 and 2, so the same on every machine. Where the digits
+  are thin strokes of varying ink, these are flat regions with sharp edges, and a generator that
+  blurs or drops a class shows it at once.
 * ``mnist``, ``fashion_mnist``, ``cifar10`` and ``celeba`` are read through
   ``torchvision.datasets`` with ``download=False`` -- nothing is ever downloaded here.
   Their files must already sit under ``root``: the argument, else the environment
@@ -34,7 +41,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "celeba", "folder")
+DATASETS = ("digits", "shapes", "mnist", "fashion_mnist", "cifar10", "celeba", "folder")
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
@@ -46,10 +53,11 @@ DIGITS_TRAIN_FRACTION = 0.8
 
 # Native channel counts are known without touching disk, so a channel mismatch is
 # reported as such even when the files are missing too.
-_NATIVE_CHANNELS = {"digits": 1, "mnist": 1, "fashion_mnist": 1, "cifar10": 3, "celeba": 3}
+_NATIVE_CHANNELS = {"digits": 1, "shapes": 1, "mnist": 1, "fashion_mnist": 1, "cifar10": 3, "celeba": 3}
 
 _SPLITS = {
     "digits": ("train", "test", "all"),
+    "shapes": ("train", "test"),
     "mnist": ("train", "test"),
     "fashion_mnist": ("train", "test"),
     "cifar10": ("train", "test"),
@@ -177,6 +185,8 @@ def build_dataset(
         )
     if name == "digits":
         return _build_digits(image_size, split)
+    if name == "shapes":
+        return _build_shapes(image_size, split)
     return _build_torchvision(name, root, image_size, split)
 
 
@@ -224,6 +234,86 @@ def _build_digits(image_size: int, split: str) -> ImageDataset:
     return ImageDataset(
         name="digits", split=split, root=None, image_size=image_size, channels=1,
         length=images.shape[0], images=images, labels=labels, num_classes=10,
+    )
+
+
+# ---------------------------------------------------------------- shapes
+
+#: The classes of ``shapes``, in label order.
+SHAPE_CLASSES = ("disk", "ring", "square", "frame", "triangle", "plus", "bar", "target")
+SHAPES_SPLIT_SIZES = {"train": 4000, "test": 1000}
+#: One seed per split, so train and test are disjoint draws of the same distribution.
+SHAPES_SPLIT_SEEDS = {"train": 1, "test": 2}
+_SHAPES_SUPERSAMPLE = 4
+
+
+def _shape_masks(kind: int, u: np.ndarray, v: np.ndarray, r: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Inside-tests for one class on rotated, centred coordinates u, v (N x P x P; r, w are N x 1 x 1)."""
+    name = SHAPE_CLASSES[kind]
+    rho = np.sqrt(u * u + v * v)
+    box = np.maximum(np.abs(u), np.abs(v))
+    if name == "disk":
+        return rho <= r
+    if name == "ring":
+        return np.abs(rho - r) <= w / 2
+    if name == "square":
+        return box <= 0.8 * r
+    if name == "frame":
+        return np.abs(box - 0.8 * r) <= w / 2
+    if name == "triangle":  # equilateral, circumradius r: three half-planes at distance r/2
+        inside = np.ones_like(u, dtype=bool)
+        for angle in (-np.pi / 2, np.pi / 6, 5 * np.pi / 6):
+            inside &= u * np.cos(angle) + v * np.sin(angle) <= r / 2
+        return inside
+    if name == "plus":
+        return ((np.abs(u) <= w / 2) & (np.abs(v) <= r)) | ((np.abs(v) <= w / 2) & (np.abs(u) <= r))
+    if name == "bar":
+        return (np.abs(v) <= w / 2) & (np.abs(u) <= r)
+    return (np.abs(rho - r) <= w / 2) | (rho <= 0.35 * r)  # target: a ring around a dot
+
+
+def draw_shape_params(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    """Centre (0.38-0.62 of the side), radius (0.22-0.36), rotation (uniform) and stroke width (0.07-0.11)."""
+    params = rng.uniform(size=(n, 4))
+    return {"cx": 0.38 + 0.24 * params[:, 0], "cy": 0.38 + 0.24 * params[:, 1], "r": 0.22 + 0.14 * params[:, 2],
+            "theta": 2 * np.pi * params[:, 3], "w": 0.07 + 0.04 * rng.uniform(size=n)}
+
+
+def render_shapes(labels: np.ndarray, params: dict[str, np.ndarray], image_size: int) -> np.ndarray:
+    """White shapes on black, values in [0, 1], N x image_size x image_size (4x4 supersampled edges).
+
+    Lengths are fractions of the image side: a disk of radius ``r`` covers ``pi r^2`` of the image.
+    """
+    n = len(labels)
+    cx, cy, r, theta, w = (np.asarray(params[k], dtype=np.float64) for k in ("cx", "cy", "r", "theta", "w"))
+    p, s = image_size * _SHAPES_SUPERSAMPLE, _SHAPES_SUPERSAMPLE
+    grid = (np.arange(p) + 0.5) / p
+    x, y = grid[None, None, :], grid[None, :, None]
+    out = np.empty((n, image_size, image_size), dtype=np.float32)
+    for start in range(0, n, 256):  # chunks keep the float64 grids to a few hundred MB at 32 px
+        c = slice(start, min(n, start + 256))
+        dx, dy = x - cx[c, None, None], y - cy[c, None, None]
+        cos, sin = np.cos(theta[c])[:, None, None], np.sin(theta[c])[:, None, None]
+        u, v = cos * dx + sin * dy, -sin * dx + cos * dy
+        mask = np.zeros(u.shape, dtype=bool)
+        for kind in range(len(SHAPE_CLASSES)):
+            sel = labels[c] == kind
+            if sel.any():
+                mask[sel] = _shape_masks(kind, u[sel], v[sel], r[c][sel, None, None], w[c][sel, None, None])
+        out[c] = mask.reshape(-1, image_size, s, image_size, s).mean(axis=(2, 4))
+    return out
+
+
+def _build_shapes(image_size: int, split: str) -> ImageDataset:
+    rng = np.random.default_rng(SHAPES_SPLIT_SEEDS[split])
+    n = SHAPES_SPLIT_SIZES[split]
+    labels = np.arange(n) % len(SHAPE_CLASSES)  # balanced classes, in a fixed order
+    labels = labels[rng.permutation(n)]
+    images = torch.from_numpy(render_shapes(labels, draw_shape_params(rng, n), image_size)).unsqueeze(1) * 2.0 - 1.0
+    return ImageDataset(
+        name="shapes", split=split, root=None, image_size=image_size, channels=1,
+        length=n, images=images.contiguous(), labels=torch.as_tensor(labels, dtype=torch.long),
+        num_classes=len(SHAPE_CLASSES),
     )
 
 

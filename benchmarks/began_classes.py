@@ -1,11 +1,11 @@
-"""Which digit classes a trained BEGAN draws, and how well its discriminator reconstructs each class.
+"""Which classes a trained BEGAN draws, and how well its discriminator reconstructs each class.
 
     python benchmarks/began_classes.py RUN [RUN ...] [--cache-dir DIR] [--num-samples 1000]
 
-For each ``gan-train`` run directory on the digits: the share of the generated samples the
+For each ``gan-train`` run directory on labelled in-memory data (digits, shapes): the share of the generated samples the
 harness's CNN assigns to each class, how many of them it assigns with p >= 0.9 (a class is
 *covered* when that count reaches 1% of the samples, as in ``compare.py``), and the
-discriminator's mean L1 reconstruction error on the real test digits of each class.  The samples
+discriminator's mean L1 reconstruction error on the real test images of each class.  The samples
 are the ones ``compare.py`` scores (seed 10,000 + the run's training seed), so a cell's
 ``classes_covered`` can be read class by class.  One thread.
 """
@@ -48,16 +48,19 @@ def main(argv=None) -> int:
     except (ConfigError, FileNotFoundError) as exc:
         print(f"began_classes.py: error: {exc}", file=sys.stderr)
         return 2
-    clf = coverage.load_or_train_classifier(args.cache_dir, "digits", None, 32)
-    test = build_dataset("digits", None, 32, split="test")
-    real, labels = test.images.float(), test.labels
+    tests: dict[tuple, tuple] = {}  # (dataset, root, image size) -> (classifier, test images, labels)
     for run, model, cfg in models:
+        data = (cfg["data"]["name"], cfg["data"].get("root"), cfg["image_size"])
+        if data not in tests:
+            test = build_dataset(*data, split="test")
+            tests[data] = (coverage.load_or_train_classifier(args.cache_dir, *data), test.images.float(), test.labels)
+        clf, real, labels = tests[data]
         images = generate(model, args.num_samples, seed=EVAL_SEED_OFFSET + cfg["seed"])
-        row = {"run": run, "seed": cfg["seed"], **per_class(coverage._predict(clf.model, images))}
+        row = {"run": run, "data": data[0], "seed": cfg["seed"], **per_class(coverage._predict(clf.model, images))}
         if hasattr(model, "discriminator") and cfg["model"] == "began":
             with torch.no_grad():
                 err = (model.discriminator(real) - real).abs().flatten(1).mean(1)
-            row["real_l1"] = [round(float(err[labels == c].mean()), 4) for c in range(10)]
+            row["real_l1"] = [round(float(err[labels == c].mean()), 4) for c in range(clf.num_classes)]
         print(json.dumps(row), flush=True)
     return 0
 

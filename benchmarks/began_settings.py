@@ -1,13 +1,15 @@
 """Which BEGAN settings cover the embedded digits? A sweep that regenerates benchmarks/began_settings.md.
 
     python benchmarks/began_settings.py --out runs/settings [--steps 600] [--jobs 2] [--only NAME,...]
+                                        [--data shapes]
 
 Each setting trains BEGAN on the digits (32 px) with ``gan-train``, draws 1,000 samples
 from a seeded z and classifies them twice: with the harness's coverage classifier
 (``began_plugin.metrics.coverage``, the CNN behind ``classes_covered`` in
 ``benchmarks/compare.py``, cached under ``--cache-dir``) and with a logistic-regression
 classifier fitted on the digits training split (images at 32 px average-pooled back to 8x8,
-the samples likewise), which the first version of this table used.  Both test-split
+the samples likewise), which the first version of this table used; ``--data shapes`` trains on the
+generated shapes instead and scores with the CNN only.  Both test-split
 accuracies are printed with the table.  Reported per setting: classes covered (a class
 counts when at least 1% of the samples are confidently (p >= 0.9) assigned to it),
 KL(generated || real) class histograms, the confident fraction, the final k_t and the wall
@@ -114,9 +116,9 @@ def coverage(images: torch.Tensor, clf, prior: np.ndarray) -> dict[str, float]:
             "confident_fraction": float(conf.mean())}
 
 
-def run_setting(name: str, overrides: dict, out: Path, steps: int, seed: int) -> dict:
+def run_setting(name: str, overrides: dict, out: Path, steps: int, seed: int, data: str = "digits") -> dict:
     run = out / f"{name}-seed{seed}"
-    args = {**BASE, **overrides, "steps": steps, "seed": seed, "out": str(run), "sample_every": steps,
+    args = {**BASE, "data": data, **overrides, "steps": steps, "seed": seed, "out": str(run), "sample_every": steps,
             "checkpoint_every": steps, "log_every": 10}
     args = {k: v for k, v in args.items() if v is not None}  # None: leave the key to the preset
     cmd = [sys.executable, "-m", "began_plugin", *[f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in args.items()]]
@@ -140,6 +142,7 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", default="0")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--only", help="comma-separated setting names")
+    p.add_argument("--data", default="digits", choices=("digits", "shapes"), help="the dataset (default: digits)")
     p.add_argument("--cache-dir", default=None, help="where the harness's coverage classifier is cached (default: OUT/cache)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -152,19 +155,22 @@ def main(argv=None) -> int:
     seeds = [int(s) for s in args.seeds.split(",")]
     jobs = [(n, s) for n in names for s in seeds]
     with ThreadPoolExecutor(args.jobs) as pool:
-        results = list(pool.map(lambda job: run_setting(job[0], SETTINGS[job[0]], out, args.steps, job[1]), jobs))
+        results = list(pool.map(lambda job: run_setting(job[0], SETTINGS[job[0]], out, args.steps, job[1], args.data),
+                                jobs))
     from began_plugin.training.sample import generate, load_run
 
     from began_plugin.metrics.coverage import coverage_metrics, load_or_train_classifier
 
-    clf, acc, prior = _classifier()
-    cnn = load_or_train_classifier(args.cache_dir or str(out / "cache"), "digits", None, 32)
+    clf, acc, prior = _classifier() if args.data == "digits" else (None, float("nan"), None)
+    cnn = load_or_train_classifier(args.cache_dir or str(out / "cache"), args.data, None, 32)
     for r in results:
         images = generate(load_run(out / f"{r['name']}-seed{r['seed']}"), 1000, seed=12345)
-        r.update(coverage(images, clf, prior))
+        r.update(coverage(images, clf, prior) if clf is not None else
+                 {"classes_covered": float("nan"), "class_kl": float("nan"), "confident_fraction": float("nan")})
         r.update({f"cnn_{k}": v.value for k, v in coverage_metrics(cnn, images).items()})
     lines = [f"Classifiers: the harness's CNN (test accuracy {cnn.test_accuracy:.4f}) and logistic regression on "
-             f"8x8 digits (test accuracy {acc:.3f}); 1,000 samples. {args.steps} steps, BASE = {json.dumps(BASE)}.", "",
+             f"8x8 digits (test accuracy {acc:.3f}; digits only); 1,000 samples. Data {args.data}, {args.steps} steps, "
+             f"BASE = {json.dumps(BASE)}.", "",
              "| setting | seed | classes covered (CNN) | class KL (CNN) | classes covered (logistic) | class KL (logistic) "
              "| confident (logistic) | final k | k=0 fraction | final M | wall s |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]

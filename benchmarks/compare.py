@@ -92,6 +92,9 @@ PRESETS: dict[str, Protocol] = {
     # per cell as issue 8's coverage criterion (the test split has 360 real digits).
     "cpu": Protocol(steps=2000, batch_size=32, seeds=(0, 1, 2), num_samples=1000, num_real=360,
                     real_split="test", kid_subset_size=180, isc_splits=4),
+    # The generated shapes (began_plugin.data, 8 classes, 1,000 test images), same budget as "cpu".
+    "shapes": Protocol(data="shapes", steps=2000, batch_size=32, seeds=(0, 1, 2), num_samples=1000, num_real=1000,
+                       real_split="test", kid_subset_size=500, isc_splits=4),
     # Paper-scale protocols for a GPU (Lucic et al. 2018: 10k test images vs 10k generated).
     "mnist": Protocol(data="mnist", steps=100_000, batch_size=64, seeds=(0, 1, 2), num_samples=10_000,
                       num_real=10_000, network=metrics.NETWORK_INCEPTION),

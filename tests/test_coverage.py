@@ -40,6 +40,17 @@ def test_classifier_reaches_95_percent_on_the_digits_test_split(trained, digits)
     assert clf.provenance()["network"] == "coverage-classifier" and len(clf.weights_sha256) == 64
 
 
+
+def test_shapes_classifier_reaches_95_percent_and_real_shapes_cover_all_eight_classes(tmp_path):
+    train, test = build_dataset("shapes", None, 32, split="train"), build_dataset("shapes", None, 32, split="test")
+    clf = cv.load_or_train_classifier(str(tmp_path), "shapes", None, 32)
+    with torch.no_grad():
+        accuracy = (clf.model(test.images).argmax(1) == test.labels).float().mean().item()
+    assert accuracy > 0.95 and clf.test_accuracy == pytest.approx(accuracy, abs=1e-6)
+    values = cv.coverage_metrics(clf, test.images, real_images=train.images)
+    assert values["classes_covered"].value == 8
+    assert 0.0 <= values["class_kl"].value < 0.05  # E[KL] ~ (K-1)/(2N) = 7/2000 from sampling alone
+
 def test_real_test_images_cover_all_ten_classes_with_small_kl(trained, digits):
     clf, _, _ = trained
     train, test = digits

@@ -17,8 +17,10 @@ from began_plugin.data import (
     DATASETS,
     DataError,
     build_dataset,
+    SHAPE_CLASSES,
     dataset_fingerprint,
     digits_split_indices,
+    render_shapes,
 )
 
 
@@ -90,6 +92,58 @@ def test_digits_native_size_is_just_rescaled(sk_digits):
     expected = torch.tensor(sk_digits.images[3], dtype=torch.float32)[None] / 8.0 - 1.0
     torch.testing.assert_close(ds[3], expected)
 
+
+
+# ---------------------------------------------------------------- shapes
+
+
+def test_shapes_splits_are_balanced_in_range_deterministic_and_distinct():
+    train, test = build_dataset("shapes", None, 16, "train"), build_dataset("shapes", None, 16, "test")
+    assert (len(train), len(test)) == (4000, 1000) and train.images.shape == (4000, 1, 16, 16)
+    assert train.images.dtype == torch.float32 and train.num_classes == len(SHAPE_CLASSES) == 8
+    assert float(train.images.min()) == -1.0 and float(train.images.max()) == 1.0
+    torch.testing.assert_close(train.labels.bincount(), torch.full((8,), 500))
+    torch.testing.assert_close(test.labels.bincount(), torch.full((8,), 125))
+    again = build_dataset("shapes", None, 16, "train")
+    torch.testing.assert_close(again.images, train.images, rtol=0, atol=0)
+    torch.testing.assert_close(again.labels, train.labels, rtol=0, atol=0)
+    assert not torch.equal(train.images[:1000], test.images)
+    with pytest.raises(DataError, match="Split 'all' does not exist for shapes"):
+        build_dataset("shapes", None, 16, "all")
+
+
+# Ink area of each class as a fraction of the image, worked out from the definitions in the
+# docstring of render_shapes (r: radius, w: stroke width, both fractions of the side).
+def _area(name, r, w):
+    return {
+        "disk": np.pi * r ** 2,
+        "ring": np.pi * ((r + w / 2) ** 2 - (r - w / 2) ** 2),  # = 2 pi r w
+        "square": (1.6 * r) ** 2,
+        "frame": (1.6 * r + w) ** 2 - (1.6 * r - w) ** 2,  # = 6.4 r w
+        "triangle": 3 * np.sqrt(3) / 4 * r ** 2,  # equilateral, circumradius r
+        "plus": 2 * (2 * r * w) - w ** 2,
+        "bar": 2 * r * w,
+        "target": 2 * np.pi * r * w + np.pi * (0.35 * r) ** 2,
+    }[name]
+
+
+@pytest.mark.parametrize("theta", [0.0, 0.7, 2.5])
+def test_shapes_ink_area_matches_the_geometry(theta):
+    r, w = 0.3, 0.1
+    labels = np.arange(len(SHAPE_CLASSES))
+    params = {"cx": np.full(8, 0.5), "cy": np.full(8, 0.5), "r": np.full(8, r), "theta": np.full(8, theta),
+              "w": np.full(8, w)}
+    ink = render_shapes(labels, params, 64).mean(axis=(1, 2))  # 256 x 256 sub-pixels per image
+    expected = np.array([_area(name, r, w) for name in SHAPE_CLASSES])
+    torch.testing.assert_close(torch.as_tensor(ink, dtype=torch.float64), torch.as_tensor(expected), rtol=0.03, atol=0)
+
+
+def test_shapes_rotate_with_theta():
+    params = {"cx": np.array([0.5, 0.5]), "cy": np.array([0.5, 0.5]), "r": np.array([0.3, 0.3]),
+              "theta": np.array([0.0, np.pi / 2]), "w": np.array([0.1, 0.1])}
+    bars = render_shapes(np.array([6, 6]), params, 32)
+    torch.testing.assert_close(torch.as_tensor(bars[1]), torch.as_tensor(bars[0]).T)  # horizontal, then vertical
+    assert bars[0][15:17, 7:25].min() == 1.0 and bars[0][3:13, 16].max() == 0.0
 
 # ---------------------------------------------------------------- validation
 

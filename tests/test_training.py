@@ -216,3 +216,16 @@ def test_digits_preset_anneals_began_over_the_second_half_of_the_run():
     off = parse_args(["model.lr_anneal_end=0"])
     assert create_model("began", image_size=32, channels=1, **off.model_hparams).lr_anneal is None
     assert "falls linearly" not in preset_note(off)
+
+
+def test_shapes_presets_are_the_digits_ones_and_a_short_run_trains(tmp_path):
+    from began_plugin.training.config import parse_args
+    from began_plugin.training.sample import load_run
+
+    for model in ("began", "dcgan", "wgan_gp"):
+        assert parse_args([f"model={model}", "data=shapes"]).model_hparams == parse_args([f"model={model}"]).model_hparams
+    assert parse_args(["data=shapes", "model.h=16", "model.z_dim=16"]).model_hparams["h"] == 16
+    out = tmp_path / "shapes"
+    assert main([a if a != "data=digits" else "data=shapes" for a in _args("began", out, steps=3)]) == 0
+    assert json.loads((out / "config.json").read_text())["data"]["name"] == "shapes"
+    assert load_run(out).generator(torch.zeros(2, 8)).shape == (2, 1, 32, 32)

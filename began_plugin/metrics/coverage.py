@@ -3,7 +3,7 @@
 FID mixes sample quality and diversity into one number; a GAN that draws perfect 1s only can still
 score a moderate FID on digits. These metrics say *which* part of the data a generator misses.
 
-Labelled data (digits, mnist, fashion_mnist, cifar10): a small CNN (:class:`CoverageClassifier`,
+Labelled data (digits, shapes, mnist, fashion_mnist, cifar10): a small CNN (:class:`CoverageClassifier`,
 two conv blocks + a linear layer) is trained on the real ``train`` split at the protocol's image size
 and channels, seeded and deterministic on the CPU, and cached like the FID statistics
 (:func:`load_or_train_classifier`). On generated images (float in [-1, 1], N x C x H x W) it gives:
@@ -89,7 +89,7 @@ KEY_PRECISION = "precision"
 KEY_RECALL = "recall"
 
 #: Datasets whose classes the coverage classifier learns.
-LABELLED_DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
+LABELLED_DATASETS = ("digits", "shapes", "mnist", "fashion_mnist", "cifar10")
 
 _BATCH_SIZE = 64
 _LR = 2e-3
@@ -140,8 +140,8 @@ class TrainedClassifier:
 
 
 def default_epochs(dataset: str) -> int:
-    """Enough passes for > 95% test accuracy on digits (1,437 images); the big sets need fewer."""
-    return 10 if dataset == "digits" else 4
+    """Enough passes for > 95% test accuracy on digits (1,437 images) and shapes (4,000); the big sets need fewer."""
+    return {"digits": 10, "shapes": 10}.get(dataset, 4)
 
 
 def _torch_version() -> str:
