@@ -278,9 +278,10 @@ def run_cell(protocol, model, seed, out: Path, network, device, real_stats, cove
 
 
 # -- collect: cells -> results.jsonl, tables, figures --------------------------------------------
-def _fmt(mean: float, std: float, key: str) -> str:
+def _fmt(mean: float, std: float | None, key: str) -> str:
+    """``mean ± std``; one seed has no spread to report, so it shows the value alone (never "± 0")."""
     digits = 4 if key in (metrics.KEY_KID, metrics.KEY_STANDIN_KD) else 3 if key == coverage.KEY_CLASS_KL else 2
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+    return f"{mean:.{digits}f}" if std is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
 def collect(out: Path, protocol: Protocol, preset: str | None) -> str:
@@ -305,7 +306,7 @@ def collect(out: Path, protocol: Protocol, preset: str | None) -> str:
             vals = [v for v in vals if v is not None]
             if vals:
                 mean = sum(vals) / len(vals)
-                std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
+                std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else None
                 summary[(m, k)] = (mean, std, len(vals))
             else:
                 summary[(m, k)] = None
@@ -334,7 +335,7 @@ def collect(out: Path, protocol: Protocol, preset: str | None) -> str:
             text = _fmt(s[0], s[1], k)
             cells_md.append(f"**{text}**" if best.get(k) == m and len(models) > 1 else text)
             cells_csv.append(f"{s[0]:.6g}")
-            cells_csv.append(f"{s[1]:.6g}")
+            cells_csv.append(f"{s[1]:.6g}" if s[1] is not None else "")
         rows_md.append(cells_md)
         rows_csv.append(cells_csv)
     seeds = sorted({c["seed"] for c in cells})
@@ -349,7 +350,7 @@ def collect(out: Path, protocol: Protocol, preset: str | None) -> str:
         f"{protocol.steps} steps at batch {protocol.batch_size}, seeds {seeds}; {protocol.num_samples} generated vs "
         f"{num_real} real ({protocol.real_split} split) images; "
         f"features: {net.get('network')} (weights sha256 {str(net.get('weights_sha256', ''))[:16]}…); "
-        f"KID subsets of {protocol.kid_subset_size}; mean ± std over seeds; began-plugin {cells[0]['versions'].get('began-plugin')}, "
+        f"KID subsets of {protocol.kid_subset_size}; mean ± std over seeds (a value without ± is one seed's); began-plugin {cells[0]['versions'].get('began-plugin')}, "
         f"torch {cells[0]['versions'].get('torch')}, torch-fidelity {cells[0]['versions'].get('torch-fidelity')}.{is_note}"
     )
     clf = cells[0].get("coverage_classifier")

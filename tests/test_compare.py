@@ -34,6 +34,12 @@ def test_smoke_writes_every_output_with_rows_for_each_model(first_run, capsys):
     assert "standin_fd" in table and "| FID" not in table and "| IS" not in table
 
 
+def test_one_seed_shows_its_value_without_a_spread_and_several_show_the_sample_std(first_run):
+    assert compare._fmt(1.5, None, "fid") == "1.50" and compare._fmt(1.5, 0.25, "fid") == "1.50 ± 0.25"
+    table = (first_run / "table.md").read_text()  # the smoke preset has one seed
+    assert "±" not in table.split("\n\n")[0] and "a value without ± is one seed's" in table
+
+
 def test_results_carry_full_provenance(first_run):
     lines = [json.loads(l) for l in (first_run / "results.jsonl").read_text().splitlines()]
     assert {(l["model"], l["metric"]) for l in lines} >= {("began", "standin_fd"), ("dcgan", "standin_kd")}
