@@ -40,6 +40,12 @@ BASE = {"model": "began", "data": "digits", "image_size": 32, "batch_size": 32, 
         "model.z_dim": 32, "model.gamma": 0.5, "model.lambda_k": 0.001, "model.lr": 1e-4,
         "model.latent_constraint": 0.0, "model.lr_anneal_end": 0}
 
+def _h8_anneal(*, cs: float, gamma: float, lambda_k: float) -> dict:
+    """h = z = 8, lr 3e-4, BEGAN-CS alpha ``cs`` and the preset's rate anneal (None: the preset's steps)."""
+    return {"model.gamma": gamma, "model.lambda_k": lambda_k, "model.lr": 3e-4, "model.latent_constraint": cs,
+            "model.h": 8, "model.z_dim": 8, "model.lr_anneal_end": None}
+
+
 #: name -> overrides on top of BASE (the paper's γ=0.5, λ_k=0.001, Adam 1e-4, xavier init unless changed).
 SETTINGS: dict[str, dict] = {
     "paper": {},
@@ -71,25 +77,15 @@ SETTINGS: dict[str, dict] = {
     "gamma1.0_lambda_k0.01_lr3e-4_h8": {"model.gamma": 1.0, "model.lambda_k": 0.01, "model.lr": 3e-4,
                                         "model.h": 8, "model.z_dim": 8},
     # The learning rate annealed linearly to 0 over the second half of the run (steps/2 to steps).
-    "cs0.1_gamma1.0_lambda_k0.01_lr3e-4_h8_anneal": {"model.gamma": 1.0, "model.lambda_k": 0.01, "model.lr": 3e-4,
-                                                     "model.latent_constraint": 0.1, "model.h": 8, "model.z_dim": 8,
-                                                     "model.lr_anneal_end": None},
+    "cs0.1_gamma1.0_lambda_k0.01_lr3e-4_h8_anneal": _h8_anneal(cs=0.1, gamma=1.0, lambda_k=0.01),
     # Two attempts at the classes the annealed preset still misses (0 and 6): a stronger latent
     # constraint, and a faster k_t controller.
-    "cs0.3_gamma1.0_lambda_k0.01_lr3e-4_h8_anneal": {"model.gamma": 1.0, "model.lambda_k": 0.01, "model.lr": 3e-4,
-                                                     "model.latent_constraint": 0.3, "model.h": 8, "model.z_dim": 8,
-                                                     "model.lr_anneal_end": None},
-    "cs0.1_gamma1.0_lambda_k0.05_lr3e-4_h8_anneal": {"model.gamma": 1.0, "model.lambda_k": 0.05, "model.lr": 3e-4,
-                                                     "model.latent_constraint": 0.1, "model.h": 8, "model.z_dim": 8,
-                                                     "model.lr_anneal_end": None},
+    "cs0.3_gamma1.0_lambda_k0.01_lr3e-4_h8_anneal": _h8_anneal(cs=0.3, gamma=1.0, lambda_k=0.01),
+    "cs0.1_gamma1.0_lambda_k0.05_lr3e-4_h8_anneal": _h8_anneal(cs=0.1, gamma=1.0, lambda_k=0.05),
     # The generated shapes collapse to near-black images under the digits preset: a fast k_t controller
     # at the paper's gamma, and a stronger latent constraint.
-    "cs0.1_gamma0.5_lambda_k0.1_lr3e-4_h8_anneal": {"model.gamma": 0.5, "model.lambda_k": 0.1, "model.lr": 3e-4,
-                                                    "model.latent_constraint": 0.1, "model.h": 8, "model.z_dim": 8,
-                                                    "model.lr_anneal_end": None},
-    "cs0.5_gamma1.0_lambda_k0.01_lr3e-4_h8_anneal": {"model.gamma": 1.0, "model.lambda_k": 0.01, "model.lr": 3e-4,
-                                                     "model.latent_constraint": 0.5, "model.h": 8, "model.z_dim": 8,
-                                                     "model.lr_anneal_end": None},
+    "cs0.1_gamma0.5_lambda_k0.1_lr3e-4_h8_anneal": _h8_anneal(cs=0.1, gamma=0.5, lambda_k=0.1),
+    "cs0.5_gamma1.0_lambda_k0.01_lr3e-4_h8_anneal": _h8_anneal(cs=0.5, gamma=1.0, lambda_k=0.01),
     # What `gan-train` runs with no arguments (the digits preset, nothing overridden).
     "default": {key: None for key in BASE if key.startswith("model.")},
 }
