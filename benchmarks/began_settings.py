@@ -40,6 +40,7 @@ BASE = {"model": "began", "data": "digits", "image_size": 32, "batch_size": 32, 
         "model.z_dim": 32, "model.gamma": 0.5, "model.lambda_k": 0.001, "model.lr": 1e-4,
         "model.latent_constraint": 0.0, "model.lr_anneal_end": 0}
 
+
 def _h8_anneal(*, cs: float, gamma: float, lambda_k: float) -> dict:
     """h = z = 8, lr 3e-4, BEGAN-CS alpha ``cs`` and the preset's rate anneal (None: the preset's steps)."""
     return {"model.gamma": gamma, "model.lambda_k": lambda_k, "model.lr": 3e-4, "model.latent_constraint": cs,
