@@ -1,13 +1,14 @@
 """Which classes a trained BEGAN draws, and how well its discriminator reconstructs each class.
 
-    python benchmarks/began_classes.py RUN [RUN ...] [--cache-dir DIR] [--num-samples 1000]
+    python benchmarks/began_classes.py RUN [RUN ...] [--cache-dir DIR] [--num-samples 1000] [--raw-generator]
 
 For each ``gan-train`` run directory on labelled in-memory data (digits, shapes): the share of the generated samples the
 harness's CNN assigns to each class, how many of them it assigns with p >= 0.9 (a class is
 *covered* when that count reaches 1% of the samples, as in ``compare.py``), and the
 discriminator's mean L1 reconstruction error on the real test images of each class.  The samples
 are the ones ``compare.py`` scores (seed 10,000 + the run's training seed), so a cell's
-``classes_covered`` can be read class by class.  One thread.
+``classes_covered`` can be read class by class.  ``--raw-generator`` scores G itself where the run
+samples from a moving average of G (``model.ema_decay > 0``).  One thread.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def main(argv=None) -> int:
     p.add_argument("runs", nargs="+")
     p.add_argument("--cache-dir", default="runs/cache", help="the harness classifier's cache")
     p.add_argument("--num-samples", type=int, default=1000)
+    p.add_argument("--raw-generator", action="store_true", help="sample from G, not from its moving average")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     try:
@@ -55,6 +57,8 @@ def main(argv=None) -> int:
             test = build_dataset(*data, split="test")
             tests[data] = (coverage.load_or_train_classifier(args.cache_dir, *data), test.images.float(), test.labels)
         clf, real, labels = tests[data]
+        if args.raw_generator and hasattr(model, "sample_from_average"):
+            model.sample_from_average = False
         images = generate(model, args.num_samples, seed=EVAL_SEED_OFFSET + cfg["seed"])
         row = {"run": run, "data": data[0], "seed": cfg["seed"], **per_class(coverage._predict(clf.model, images))}
         if hasattr(model, "discriminator") and cfg["model"] == "began":

@@ -227,3 +227,47 @@ def test_began_rate_is_the_plateau_scale_times_the_anneal_factor():
         assert got == pytest.approx([want, want], rel=1e-12)
     assert _small_began().lr_anneal is None  # off by default: the paper's schedule only
     assert _small_began(lr_anneal_start=5).lr_anneal is None  # the start alone does nothing
+
+
+def test_generator_average_by_hand_and_training_unchanged(tmp_path):
+    """avg_t = d_t avg_{t-1} + (1 - d_t) G_t, d_t = min(ema_decay, (1+t)/(10+t)) for t = 0, 1, ...; G and D move
+    exactly as without the average, and generate() samples from the average."""
+    torch.manual_seed(0)
+    plain = _small_began()
+    averaged = _small_began(ema_decay=0.15)
+    averaged.load_state_dict(plain.state_dict(), strict=False)  # same initial G and D
+    averaged.generator_ema.load_state_dict(plain.generator.state_dict())
+    real = torch.rand(4, 1, 32, 32) * 2 - 1
+    opts_p, opts_a = plain.configure_optimizers(), averaged.configure_optimizers()
+    want = [p.detach().clone() for p in plain.generator.parameters()]  # avg_0 = G_0
+    for t, decay in enumerate((0.1, 0.15, 0.15)):  # (1+0)/10 = 0.1 < 0.15; then (1+1)/11 = 0.18 -> 0.15
+        torch.manual_seed(t)
+        train_step(plain, opts_p, lambda: real)
+        torch.manual_seed(t)
+        train_step(averaged, opts_a, lambda: real)
+        want = [decay * w + (1 - decay) * g.detach() for w, g in zip(want, plain.generator.parameters())]
+        for got, w in zip(averaged.generator_ema.parameters(), want):
+            assert_close(got, w, rtol=1e-6, atol=1e-7)
+    for name, tensor in plain.state_dict().items():  # training does not see the average
+        assert_close(averaged.state_dict()[name], tensor, rtol=0, atol=0)
+    assert int(averaged.ema_updates) == 3
+    z = averaged.sample_z(5)
+    assert_close(averaged.generate(z), averaged.generator_ema(z).clamp(-1, 1))
+    assert not torch.allclose(averaged.generate(z), plain.generate(z))  # the average is not G
+    averaged.sample_from_average = False
+    assert_close(averaged.generate(z), plain.generate(z), rtol=0, atol=0)
+    # the average and its step count are training state: a checkpoint restores both
+    torch.save(averaged.state_dict(), tmp_path / "m.pt")
+    resumed = _small_began(ema_decay=0.15)
+    resumed.load_state_dict(torch.load(tmp_path / "m.pt", weights_only=True))
+    assert int(resumed.ema_updates) == 3
+    assert_close(resumed.generate(z), averaged.generator_ema(z).clamp(-1, 1))
+
+
+def test_generator_average_is_off_by_default_and_checks_its_decay():
+    model = _small_began()
+    assert model.generator_ema is None
+    assert not any(k.startswith(("generator_ema", "ema_updates")) for k in model.state_dict())
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match=r"ema_decay=.* must be in \[0, 1\)"):
+            _small_began(ema_decay=bad)

@@ -12,6 +12,7 @@ the initial 8x8 decoder tensor, up-sampled, is concatenated to every block's inp
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from typing import Mapping
@@ -150,6 +151,10 @@ class BEGAN(GANModel):
         # L_D, so the discriminator's embedding of a fake must recover its z (needs h == z_dim).  Not the
         # paper's algorithm: 0 (default) is plain BEGAN; the BEGAN-CS authors use alpha = 0.1.
         latent_constraint: float = 0.0
+        # Not in the paper: sample from an exponential moving average of G's weights (Yazıcı et al., ICLR 2019,
+        # arXiv 1806.04498), updated after every step with decay min(ema_decay, (1+t)/(10+t)); training is
+        # unchanged (G and D never see the average).  0 (default) samples from G itself.
+        ema_decay: float = 0.0
 
     supported_image_sizes = (32, 64, 128, 256)
     n_critic = 1
@@ -163,6 +168,8 @@ class BEGAN(GANModel):
                 raise ValueError(f"BEGAN {key}={getattr(hp, key)} must be a positive integer.")
         if hp.latent_constraint < 0:
             raise ValueError(f"BEGAN latent_constraint={hp.latent_constraint} must be >= 0 (0 turns BEGAN-CS off).")
+        if not 0.0 <= hp.ema_decay < 1.0:
+            raise ValueError(f"BEGAN ema_decay={hp.ema_decay} must be in [0, 1) (0 turns the average off; e.g. 0.999).")
         if hp.latent_constraint > 0 and hp.h != hp.z_dim:
             raise ValueError(
                 f"BEGAN-CS (latent_constraint={hp.latent_constraint}) compares the discriminator's embedding with z, "
@@ -172,6 +179,10 @@ class BEGAN(GANModel):
         self.discriminator = AutoencoderDiscriminator(image_size, channels, hp.n, hp.h, hp.skip)
         init_weights_(self.generator, hp.init)
         init_weights_(self.discriminator, hp.init)
+        # The average starts as G's initial weights; it has no gradient and no optimizer.
+        self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False) if hp.ema_decay > 0 else None
+        self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long), persistent=hp.ema_decay > 0)
+        self.sample_from_average = True  # generate() uses generator_ema when there is one
         self.loss = BEGANLoss(gamma=hp.gamma, eta=hp.eta)
         self.controller = EquilibriumController(hp.gamma, hp.lambda_k, hp.k_init)
         self.lr_rule = PlateauRule(hp.lr_decay_window, hp.lr_decay_patience) if hp.lr_decay else None
@@ -185,6 +196,20 @@ class BEGAN(GANModel):
     def sample_z(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         z = torch.rand(n, self.hparams.z_dim, generator=generator, device=generator.device if generator else self.device)
         return (z * 2 - 1).to(self.device)
+
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        net = self.generator_ema if (self.generator_ema is not None and self.sample_from_average) else self.generator
+        return net(z).clamp(-1.0, 1.0)
+
+    @torch.no_grad()
+    def _update_average(self) -> None:
+        # decay as a 0-dim tensor: no host-device synchronisation per step
+        t = self.ema_updates.to(torch.float64)
+        decay = torch.clamp((1.0 + t) / (10.0 + t), max=self.hparams.ema_decay).float()
+        average, current = list(self.generator_ema.parameters()), list(self.generator.parameters())
+        torch._foreach_mul_(average, decay)
+        torch._foreach_add_(average, torch._foreach_mul(current, 1.0 - decay))
+        self.ema_updates += 1
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         hp = self.hparams
@@ -228,6 +253,8 @@ class BEGAN(GANModel):
         self, logs: Mapping[str, torch.Tensor], optimizers: Mapping[str, torch.optim.Optimizer]
     ) -> None:
         self.controller.step_(logs["loss_real"], logs["loss_fake"])
+        if self.generator_ema is not None:
+            self._update_average()
         if self._lr_scales is None:  # first step, or after a resume: read the restored state once
             plateau = float(self.lr_rule.scale) if self.lr_rule is not None else 1.0
             anneal = self.lr_anneal.factor(int(self.lr_anneal.step)) if self.lr_anneal is not None else 1.0

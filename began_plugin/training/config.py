@@ -182,6 +182,9 @@ def preset_note(cfg: TrainConfig) -> str | None:
     if cfg.model_hparams.get("lr_anneal_end", 0) > 0:
         note += (f"; the learning rate falls linearly to 0 from step {cfg.model_hparams['lr_anneal_start']} "
                  f"to {cfg.model_hparams['lr_anneal_end']} (not in the paper; model.lr_anneal_end=0 turns it off)")
+    if cfg.model_hparams.get("ema_decay", 0) > 0:
+        note += (f"; samples come from a moving average of G's weights (decay {cfg.model_hparams['ema_decay']}; "
+                 "Yazici et al. 2019; not in the paper, training is unchanged; model.ema_decay=0 samples from G)")
     return note
 
 
