@@ -218,12 +218,15 @@ def test_digits_preset_anneals_began_over_the_second_half_of_the_run():
     assert "falls linearly" not in preset_note(off)
 
 
-def test_shapes_presets_are_the_digits_ones_and_a_short_run_trains(tmp_path):
+def test_shapes_presets_are_the_digits_ones_but_began_lambda_k_and_a_short_run_trains(tmp_path):
     from began_plugin.training.config import parse_args
     from began_plugin.training.sample import load_run
 
-    for model in ("began", "dcgan", "wgan_gp"):
+    for model in ("dcgan", "wgan_gp"):
         assert parse_args([f"model={model}", "data=shapes"]).model_hparams == parse_args([f"model={model}"]).model_hparams
+    digits, shapes = parse_args([]).model_hparams, parse_args(["data=shapes"]).model_hparams
+    assert (digits["lambda_k"], shapes["lambda_k"]) == (0.1, 0.01)  # the shapes were measured with 0.01
+    assert {**shapes, "lambda_k": 0.1} == digits
     assert parse_args(["data=shapes", "model.h=16", "model.z_dim=16"]).model_hparams["h"] == 16
     out = tmp_path / "shapes"
     assert main([a if a != "data=digits" else "data=shapes" for a in _args("began", out, steps=3)]) == 0
