@@ -179,9 +179,10 @@ class BEGAN(GANModel):
         self.discriminator = AutoencoderDiscriminator(image_size, channels, hp.n, hp.h, hp.skip)
         init_weights_(self.generator, hp.init)
         init_weights_(self.discriminator, hp.init)
-        # The average starts as G's initial weights; it has no gradient and no optimizer.
-        self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False) if hp.ema_decay > 0 else None
-        self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long), persistent=hp.ema_decay > 0)
+        self.generator_ema: nn.Module | None = None
+        if hp.ema_decay > 0:  # the average starts as G's initial weights; it has no gradient and no optimizer
+            self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
+            self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
         self.sample_from_average = True  # generate() uses generator_ema when there is one
         self.loss = BEGANLoss(gamma=hp.gamma, eta=hp.eta)
         self.controller = EquilibriumController(hp.gamma, hp.lambda_k, hp.k_init)
