@@ -216,6 +216,9 @@ def test_digits_preset_anneals_began_over_the_second_half_of_the_run():
     off = parse_args(["model.lr_anneal_end=0"])
     assert create_model("began", image_size=32, channels=1, **off.model_hparams).lr_anneal is None
     assert "falls linearly" not in preset_note(off)
+    assert "moving average" not in preset_note(default)  # off in every preset
+    averaged = preset_note(parse_args(["model.ema_decay=0.999"]))
+    assert "samples come from a moving average of G's weights (decay 0.999" in averaged
 
 
 def test_shapes_presets_are_the_digits_ones_but_began_lambda_k_and_a_short_run_trains(tmp_path):
