@@ -229,6 +229,23 @@ def test_began_rate_is_the_plateau_scale_times_the_anneal_factor():
     assert _small_began(lr_anneal_start=5).lr_anneal is None  # the start alone does nothing
 
 
+def test_two_time_scale_rates_start_apart_and_follow_the_same_schedule():
+    """lr_d gives D its own rate (TTUR); the plateau scale and the anneal factor multiply each base rate."""
+    model = _small_began(lr=1e-3, lr_d=4e-3, lr_decay_window=1, lr_decay_patience=1, lr_anneal_start=1, lr_anneal_end=4)
+    opts = model.configure_optimizers()
+    assert opts["generator"].param_groups[0]["lr"] == 1e-3
+    assert opts["discriminator"].param_groups[0]["lr"] == 4e-3
+    for m_global in (1.0, 2.0):  # step 1: scale 1, factor 1; step 2: scale 0.5, factor 2/3
+        logs = {"loss_real": torch.tensor(0.1), "loss_fake": torch.tensor(0.05), "M_global": torch.tensor(m_global)}
+        model.on_train_step_end(logs, opts)
+    assert opts["generator"].param_groups[0]["lr"] == pytest.approx(1e-3 * 0.5 * (2 / 3), rel=1e-12)
+    assert opts["discriminator"].param_groups[0]["lr"] == pytest.approx(4e-3 * 0.5 * (2 / 3), rel=1e-12)
+    same = _small_began(lr=1e-3).configure_optimizers()  # lr_d = 0 (default): one rate, as in the paper
+    assert [o.param_groups[0]["lr"] for o in same.values()] == [1e-3, 1e-3]
+    with pytest.raises(ValueError, match="lr_d=-0.001 must be >= 0"):
+        _small_began(lr_d=-1e-3)
+
+
 def test_generator_average_by_hand_and_training_unchanged(tmp_path):
     """avg_t = d_t avg_{t-1} + (1 - d_t) G_t, d_t = min(ema_decay, (1+t)/(10+t)) for t = 0, 1, ...; G and D move
     exactly as without the average, and generate() samples from the average."""

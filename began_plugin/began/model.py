@@ -137,6 +137,9 @@ class BEGAN(GANModel):
         eta: int = 1  # 1: L1 reconstruction (paper), 2: L2
         skip: bool = False  # the paper's skip connections
         lr: float = 1e-4
+        # Not in the paper: the discriminator's own learning rate, the two time-scale update rule (TTUR;
+        # Heusel et al., NeurIPS 2017, arXiv 1706.08500, who also trained BEGAN with it).  0 (default) uses lr.
+        lr_d: float = 0.0
         beta1: float = 0.5  # the paper gives no betas; the authors' public code uses (0.5, 0.999)
         beta2: float = 0.999
         lr_decay: bool = True  # halve lr when M_global stalls (§4.1)
@@ -168,6 +171,13 @@ class BEGAN(GANModel):
                 raise ValueError(f"BEGAN {key}={getattr(hp, key)} must be a positive integer.")
         if hp.latent_constraint < 0:
             raise ValueError(f"BEGAN latent_constraint={hp.latent_constraint} must be >= 0 (0 turns BEGAN-CS off).")
+        if hp.lr <= 0:
+            raise ValueError(f"BEGAN lr={hp.lr} must be > 0 (the paper uses 1e-4).")
+        if hp.lr_d < 0:
+            raise ValueError(
+                f"BEGAN lr_d={hp.lr_d} must be >= 0: 0 gives the discriminator lr={hp.lr} as the paper does, "
+                f"a positive value is its own rate (e.g. lr_d={2 * hp.lr:g} for a two time-scale update)."
+            )
         if not 0.0 <= hp.ema_decay < 1.0:
             raise ValueError(f"BEGAN ema_decay={hp.ema_decay} must be in [0, 1) (0 turns the average off; e.g. 0.999).")
         if hp.latent_constraint > 0 and hp.h != hp.z_dim:
@@ -217,8 +227,12 @@ class BEGAN(GANModel):
         betas = (hp.beta1, hp.beta2)
         return {
             "generator": torch.optim.Adam(self.generator.parameters(), lr=hp.lr, betas=betas),
-            "discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=hp.lr, betas=betas),
+            "discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=self._base_lr("discriminator"), betas=betas),
         }
+
+    def _base_lr(self, network: str) -> float:
+        hp = self.hparams
+        return hp.lr_d if (network == "discriminator" and hp.lr_d > 0) else hp.lr
 
     def _k(self, like: torch.Tensor) -> torch.Tensor:
         return self.controller.k_t.to(like.dtype)
@@ -270,9 +284,9 @@ class BEGAN(GANModel):
             if factor is not None:
                 self._lr_scales[1], changed = factor, True
         if changed:
-            for opt in optimizers.values():
+            for name, opt in optimizers.items():
                 for group in opt.param_groups:
-                    group["lr"] = self.hparams.lr * self._lr_scales[0] * self._lr_scales[1]
+                    group["lr"] = self._base_lr(name) * self._lr_scales[0] * self._lr_scales[1]
 
     def progress_keys(self) -> tuple[str, ...]:
         return ("k", "M_global")
