@@ -219,6 +219,9 @@ def test_digits_preset_anneals_began_over_the_second_half_of_the_run():
     assert "moving average" not in preset_note(default)  # off in every preset
     averaged = preset_note(parse_args(["model.ema_decay=0.999"]))
     assert "samples come from a moving average of G's weights (decay 0.999" in averaged
+    assert "learning rate is" not in preset_note(default)  # one rate for D and G in every preset
+    two_rates = preset_note(parse_args(["model.lr_d=0.0002"]))
+    assert "the discriminator's learning rate is 0.0002 (two time-scale update" in two_rates
 
 
 def test_shapes_presets_are_the_digits_ones_but_began_lambda_k_and_a_short_run_trains(tmp_path):

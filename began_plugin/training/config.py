@@ -189,6 +189,9 @@ def preset_note(cfg: TrainConfig) -> str | None:
     if cfg.model_hparams.get("ema_decay", 0) > 0:
         note += (f"; samples come from a moving average of G's weights (decay {cfg.model_hparams['ema_decay']}; "
                  "Yazici et al. 2019; not in the paper, training is unchanged; model.ema_decay=0 samples from G)")
+    if cfg.model_hparams.get("lr_d", 0) > 0:
+        note += (f"; the discriminator's learning rate is {cfg.model_hparams['lr_d']} (two time-scale update, "
+                 "Heusel et al. 2017; not in the paper; model.lr_d=0 gives D the generator's rate)")
     return note
 
 
