@@ -225,9 +225,9 @@ class BEGAN(GANModel):
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         hp = self.hparams
         betas = (hp.beta1, hp.beta2)
+        networks = {"generator": self.generator, "discriminator": self.discriminator}
         return {
-            "generator": torch.optim.Adam(self.generator.parameters(), lr=hp.lr, betas=betas),
-            "discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=self._base_lr("discriminator"), betas=betas),
+            name: torch.optim.Adam(net.parameters(), lr=self._base_lr(name), betas=betas) for name, net in networks.items()
         }
 
     def _base_lr(self, network: str) -> float:
