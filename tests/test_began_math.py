@@ -244,6 +244,8 @@ def test_two_time_scale_rates_start_apart_and_follow_the_same_schedule():
     assert [o.param_groups[0]["lr"] for o in same.values()] == [1e-3, 1e-3]
     with pytest.raises(ValueError, match="lr_d=-0.001 must be >= 0"):
         _small_began(lr_d=-1e-3)
+    with pytest.raises(ValueError, match="lr=0.0 must be > 0"):
+        _small_began(lr=0.0)
 
 
 def test_generator_average_by_hand_and_training_unchanged(tmp_path):
