@@ -8,7 +8,7 @@ from torch.testing import assert_close
 
 from began_plugin import BEGAN, BEGANLoss, EquilibriumController
 from began_plugin.began.controller import LinearAnneal, PlateauRule
-from began_plugin.began.loss import convergence_measure, discriminator_objective, reconstruction_loss
+from began_plugin.began.loss import convergence_measure, discriminator_objective, pulling_away, reconstruction_loss
 from began_plugin.training.step import train_step
 
 V = torch.tensor([[[[0.0, 1.0], [2.0, 3.0]]]])
@@ -190,6 +190,54 @@ def test_began_cs_adds_alpha_times_latent_l1_to_the_discriminator_loss_only():
     for key in ("loss_real", "loss_fake", "M_global", "loss_d"):
         assert_close(d_cs.logs[key], d_plain.logs[key], rtol=0, atol=0)
     assert "latent_constraint" not in d_plain.logs
+
+
+def test_pulling_away_term_is_the_mean_squared_cosine_of_distinct_pairs():
+    """f_PT (EBGAN eq. 7) worked out by hand for three embeddings: (1, 0), (1, 1), (0, 2).
+
+    cos^2 of the pairs: (1,0)-(1,1): 1/2; (1,0)-(0,2): 0; (1,1)-(0,2): 1/2.  Each unordered pair counts twice
+    in sum_{i != j}, over N (N - 1) = 6 ordered pairs: (2 * (1/2 + 0 + 1/2)) / 6 = 1/3.
+    """
+    codes = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 2.0]])
+    assert_close(pulling_away(codes), torch.tensor(1.0 / 3.0))
+    assert_close(pulling_away(torch.tensor([[3.0, 0.0], [0.0, -1.0]])), torch.tensor(0.0))  # orthogonal
+    assert_close(pulling_away(torch.tensor([[1.0, 2.0], [-2.0, -4.0]])), torch.tensor(1.0))  # parallel
+    with pytest.raises(ValueError, match="needs a batch of at least 2, got 1"):
+        pulling_away(codes[:1])
+
+
+def test_pulling_away_adds_to_the_generator_loss_only():
+    """EBGAN-PT in BEGAN: L_G + w * f_PT(Enc(G(z_G))); L_D, k_t's inputs and M_global unchanged."""
+    torch.manual_seed(0)
+    plain = _small_began(k_init=0.4)
+    repelled = copy.deepcopy(plain)
+    repelled.hparams.pull_away = 0.1
+    real = torch.rand(3, 1, 32, 32) * 2 - 1
+    torch.manual_seed(7)
+    z_g = plain.sample_z(6)[3:]
+    by_hand = 0.1 * pulling_away(plain.discriminator.encoder(plain.generator(z_g)))
+    torch.manual_seed(7)
+    d_plain, g_plain = plain.losses(real)
+    torch.manual_seed(7)
+    d_pt, g_pt = repelled.losses(real)
+    assert by_hand > 1e-3
+    assert_close(g_pt.loss - g_plain.loss, by_hand)
+    # the term's gradient reaches G: grad of L_G + w f_PT on one copy equals grad of the option's L_G on the other
+    expected = torch.autograd.grad(g_plain.loss + by_hand, list(plain.generator.parameters()))
+    actual = torch.autograd.grad(g_pt.loss, list(repelled.generator.parameters()))
+    torch.manual_seed(7)
+    plain_only = torch.autograd.grad(plain.losses(real)[1].loss, list(plain.generator.parameters()))
+    assert not torch.allclose(expected[0], plain_only[0])  # the term changes G's gradient
+    for a, e in zip(actual, expected):
+        assert_close(a, e)
+    by_hand = by_hand.detach()
+    assert_close(d_pt.logs["pull_away"], by_hand / 0.1)
+    assert_close(d_pt.loss, d_plain.loss, rtol=0, atol=0)
+    for key in ("loss_real", "loss_fake", "M_global", "loss_d"):
+        assert_close(d_pt.logs[key], d_plain.logs[key], rtol=0, atol=0)
+    assert "pull_away" not in d_plain.logs
+    with pytest.raises(ValueError, match=r"pull_away=-0.1 must be >= 0"):
+        _small_began(pull_away=-0.1)
 
 
 def test_began_cs_needs_h_equal_to_z_dim():

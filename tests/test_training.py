@@ -222,6 +222,8 @@ def test_digits_preset_anneals_began_over_the_second_half_of_the_run():
     assert "learning rate is" not in preset_note(default)  # one rate for D and G in every preset
     two_rates = preset_note(parse_args(["model.lr_d=0.0002"]))
     assert "the discriminator's learning rate is 0.0002 (two time-scale update" in two_rates
+    assert "pulling-away" not in preset_note(default)  # off in every preset
+    assert "L_G adds 0.1 x EBGAN's pulling-away term" in preset_note(parse_args(["model.pull_away=0.1"]))
 
 
 def test_shapes_presets_are_the_digits_ones_but_began_lambda_k_and_a_short_run_trains(tmp_path):

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from began_plugin.began.controller import EquilibriumController, LinearAnneal, PlateauRule
-from began_plugin.began.loss import BEGANLoss
+from began_plugin.began.loss import BEGANLoss, pulling_away
 from began_plugin.interface import GANModel, LossOutput
 
 
@@ -154,6 +154,11 @@ class BEGAN(GANModel):
         # L_D, so the discriminator's embedding of a fake must recover its z (needs h == z_dim).  Not the
         # paper's algorithm: 0 (default) is plain BEGAN; the BEGAN-CS authors use alpha = 0.1.
         latent_constraint: float = 0.0
+        # Not in the paper: EBGAN's pulling-away term (Zhao, Mathieu, LeCun, ICLR 2017, arXiv 1609.03126) adds
+        # pull_away * f_PT(Enc(G(z_G))) to L_G, the mean squared cosine similarity of the discriminator's
+        # embeddings of the batch's generated images, a repelling regulariser against mode collapse.  0
+        # (default) is plain BEGAN; EBGAN's authors use 0.1.  k_t and M_global do not see it.
+        pull_away: float = 0.0
         # Not in the paper: sample from an exponential moving average of G's weights (Yazıcı et al., ICLR 2019,
         # arXiv 1806.04498), updated after every step with decay min(ema_decay, (1+t)/(10+t)); training is
         # unchanged (G and D never see the average).  0 (default) samples from G itself.
@@ -171,6 +176,8 @@ class BEGAN(GANModel):
                 raise ValueError(f"BEGAN {key}={getattr(hp, key)} must be a positive integer.")
         if hp.latent_constraint < 0:
             raise ValueError(f"BEGAN latent_constraint={hp.latent_constraint} must be >= 0 (0 turns BEGAN-CS off).")
+        if hp.pull_away < 0:
+            raise ValueError(f"BEGAN pull_away={hp.pull_away} must be >= 0 (0 turns EBGAN's pulling-away term off; its authors use 0.1).")
         if hp.lr <= 0:
             raise ValueError(f"BEGAN lr={hp.lr} must be > 0 (the paper uses 1e-4).")
         if hp.lr_d < 0:
@@ -249,12 +256,17 @@ class BEGAN(GANModel):
         # A separate D call keeps each backward over the rows its loss depends on
         # (one call over [x, G(z_D), G(z_G)] costs 1.5x the FLOPs for the same gradients).
         fake_g = self.generator(z[b:])
-        recon_g = self.discriminator(fake_g)
+        code_g = self.discriminator.encoder(fake_g)
+        recon_g = self.discriminator.decoder(code_g)
         loss_d, loss_g, logs = self.loss(real, recon_d[:b], fake_d, recon_d[b:], fake_g, recon_g, self._k(real))
         if self.hparams.latent_constraint > 0:  # BEGAN-CS: only D's loss changes; k_t and M_global do not see it
             constraint = (code_d[b:] - z[:b]).abs().mean()
             loss_d = loss_d + self.hparams.latent_constraint * constraint
             logs["latent_constraint"] = constraint.detach()
+        if self.hparams.pull_away > 0:  # EBGAN-PT: only G's loss changes; k_t and M_global do not see it
+            repel = pulling_away(code_g)
+            loss_g = loss_g + self.hparams.pull_away * repel
+            logs["pull_away"] = repel.detach()
         logs["k"] = self.controller.k_t.detach().clone()
         return LossOutput(loss_d, logs), LossOutput(loss_g, {})
 

@@ -192,6 +192,9 @@ def preset_note(cfg: TrainConfig) -> str | None:
     if cfg.model_hparams.get("lr_d", 0) > 0:
         note += (f"; the discriminator's learning rate is {cfg.model_hparams['lr_d']} (two time-scale update, "
                  "Heusel et al. 2017; not in the paper; model.lr_d=0 gives D the generator's rate)")
+    if cfg.model_hparams.get("pull_away", 0) > 0:
+        note += (f"; L_G adds {cfg.model_hparams['pull_away']} x EBGAN's pulling-away term (Zhao et al. 2017; "
+                 "not in the paper; model.pull_away=0 turns it off)")
     return note
 
 
