@@ -240,6 +240,50 @@ def test_pulling_away_adds_to_the_generator_loss_only():
         _small_began(pull_away=-0.1)
 
 
+def test_packing_stacks_consecutive_images_along_the_channels():
+    """PacGAN (Lin et al. 2018) with pack=2: images 0,1 -> pack 0 (channels 0,1 of 1-channel images), 2,3 -> pack 1."""
+    model = BEGAN(image_size=32, channels=1, n=8, z_dim=8, pack=2, h=16)
+    images = torch.arange(4.0).view(4, 1, 1, 1).expand(4, 1, 32, 32)
+    packed = model.pack_images(images)
+    assert packed.shape == (2, 2, 32, 32)
+    assert_close(packed[:, :, 0, 0], torch.tensor([[0.0, 1.0], [2.0, 3.0]]))
+    assert model.discriminator.encoder.features[0].in_channels == 2
+    assert model.discriminator.decoder.to_image.out_channels == 2
+    assert _small_began().pack_images(images) is images  # pack=1: unchanged
+    with pytest.raises(ValueError, match="packs of 2 images, but the batch has 3; use a batch_size that is a multiple of 2"):
+        model.pack_images(images[:3])
+
+
+def test_packed_losses_are_the_paper_losses_on_packs():
+    """With pack=2, L(x) = mean|P(x) - D(P(x))| over the packs P(x), likewise for G(z_D) and G(z_G); L_D, L_G and
+    BEGAN-CS follow from them (the constraint compares a pack's embedding with its images' z, concatenated)."""
+    torch.manual_seed(0)
+    model = BEGAN(image_size=32, channels=1, n=8, z_dim=8, pack=2, h=16, k_init=0.3, latent_constraint=0.1)
+    real = torch.rand(4, 1, 32, 32) * 2 - 1
+    torch.manual_seed(5)
+    z = model.sample_z(8)
+    torch.manual_seed(5)
+    d_out, g_out = model.losses(real)
+    with torch.no_grad():
+        enc, dec = model.discriminator.encoder, model.discriminator.decoder
+        x_p = real.reshape(2, 2, 32, 32)
+        fd_p = model.generator(z[:4]).reshape(2, 2, 32, 32)
+        fg_p = model.generator(z[4:]).reshape(2, 2, 32, 32)
+        l_real = (x_p - dec(enc(x_p))).abs().mean()
+        l_fake_d = (fd_p - dec(enc(fd_p))).abs().mean()
+        l_fake_g = (fg_p - dec(enc(fg_p))).abs().mean()
+        constraint = (enc(fd_p) - z[:4].reshape(2, 16)).abs().mean()
+    assert_close(d_out.logs["loss_real"], l_real)
+    assert_close(d_out.logs["loss_fake"], l_fake_g)
+    assert_close(g_out.loss, l_fake_g)
+    assert_close(d_out.logs["latent_constraint"], constraint)
+    assert_close(d_out.loss, l_real - 0.3 * l_fake_d + 0.1 * constraint)
+    with pytest.raises(ValueError, match=r"h must equal z_dim times pack=2, got h=8 and z_dim=8; set model.h=16"):
+        _small_began(pack=2, latent_constraint=0.1)
+    with pytest.raises(ValueError, match="pack=0 must be a positive integer"):
+        _small_began(pack=0)
+
+
 def test_began_cs_needs_h_equal_to_z_dim():
     with pytest.raises(ValueError, match="h must equal z_dim.*set model.h=8"):
         BEGAN(image_size=32, channels=1, n=8, h=16, z_dim=8, latent_constraint=0.1)

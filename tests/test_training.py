@@ -204,7 +204,7 @@ def test_run_files_get_the_umask_mode_not_private_temp_file_mode(tmp_path):
 
 def test_digits_preset_anneals_began_over_the_second_half_of_the_run():
     from began_plugin.registry import create_model
-    from began_plugin.training.config import parse_args, preset_note
+    from began_plugin.training.config import ConfigError, parse_args, preset_note
 
     default = parse_args([])
     assert (default.model_hparams["lr_anneal_start"], default.model_hparams["lr_anneal_end"]) == (1000, 2000)
@@ -224,6 +224,12 @@ def test_digits_preset_anneals_began_over_the_second_half_of_the_run():
     assert "the discriminator's learning rate is 0.0002 (two time-scale update" in two_rates
     assert "pulling-away" not in preset_note(default)  # off in every preset
     assert "L_G adds 0.1 x EBGAN's pulling-away term" in preset_note(parse_args(["model.pull_away=0.1"]))
+    assert "packs" not in preset_note(default)  # off in every preset
+    packed = parse_args(["model.pack=2", "model.h=16"])
+    assert "the discriminator sees packs of 2 images (PacGAN" in preset_note(packed)
+    with pytest.raises(ConfigError, match="model.pack=3 groups each batch into packs of 3 images, but batch_size=32 "
+                                          "is not a multiple of it; pass e.g. batch_size=30"):
+        parse_args(["model.pack=3", "model.h=24"])
 
 
 def test_shapes_presets_are_the_digits_ones_but_began_lambda_k_and_a_short_run_trains(tmp_path):

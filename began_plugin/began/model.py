@@ -159,6 +159,11 @@ class BEGAN(GANModel):
         # embeddings of the batch's generated images, a repelling regulariser against mode collapse.  0
         # (default) is plain BEGAN; EBGAN's authors use 0.1.  k_t and M_global do not see it.
         pull_away: float = 0.0
+        # Not in the paper: PacGAN packing (Lin, Khetan, Fanti, Oh, NeurIPS 2018, arXiv 1712.04086).  The
+        # discriminator auto-encodes packs of `pack` images of the same kind (all real or all generated)
+        # stacked along the channels, so L(v) is measured on packs; the batch size must be a multiple of it.
+        # 1 (default) is plain BEGAN; PacGAN's authors use 2 to 4.  With BEGAN-CS, h must be pack * z_dim.
+        pack: int = 1
         # Not in the paper: sample from an exponential moving average of G's weights (Yazıcı et al., ICLR 2019,
         # arXiv 1806.04498), updated after every step with decay min(ema_decay, (1+t)/(10+t)); training is
         # unchanged (G and D never see the average).  0 (default) samples from G itself.
@@ -171,7 +176,7 @@ class BEGAN(GANModel):
     def __init__(self, image_size: int = 64, channels: int = 3, **hparams) -> None:
         super().__init__(image_size, channels, **hparams)
         hp = self.hparams
-        for key in ("n", "h", "z_dim"):
+        for key in ("n", "h", "z_dim", "pack"):
             if getattr(hp, key) < 1:
                 raise ValueError(f"BEGAN {key}={getattr(hp, key)} must be a positive integer.")
         if hp.latent_constraint < 0:
@@ -187,13 +192,14 @@ class BEGAN(GANModel):
             )
         if not 0.0 <= hp.ema_decay < 1.0:
             raise ValueError(f"BEGAN ema_decay={hp.ema_decay} must be in [0, 1) (0 turns the average off; e.g. 0.999).")
-        if hp.latent_constraint > 0 and hp.h != hp.z_dim:
+        if hp.latent_constraint > 0 and hp.h != hp.z_dim * hp.pack:
+            packed = f" times pack={hp.pack}" if hp.pack > 1 else ""
             raise ValueError(
                 f"BEGAN-CS (latent_constraint={hp.latent_constraint}) compares the discriminator's embedding with z, "
-                f"so h must equal z_dim, got h={hp.h} and z_dim={hp.z_dim}; set model.h={hp.z_dim}."
+                f"so h must equal z_dim{packed}, got h={hp.h} and z_dim={hp.z_dim}; set model.h={hp.z_dim * hp.pack}."
             )
         self.generator = Decoder(image_size, channels, hp.n, hp.z_dim, hp.skip)
-        self.discriminator = AutoencoderDiscriminator(image_size, channels, hp.n, hp.h, hp.skip)
+        self.discriminator = AutoencoderDiscriminator(image_size, channels * hp.pack, hp.n, hp.h, hp.skip)
         init_weights_(self.generator, hp.init)
         init_weights_(self.discriminator, hp.init)
         self.generator_ema: nn.Module | None = None
@@ -244,23 +250,38 @@ class BEGAN(GANModel):
     def _k(self, like: torch.Tensor) -> torch.Tensor:
         return self.controller.k_t.to(like.dtype)
 
+    def pack_images(self, images: torch.Tensor) -> torch.Tensor:
+        """PacGAN packing: N x C x H x W -> N/pack x (pack C) x H x W, images i*pack ... i*pack+pack-1 stacked."""
+        m = self.hparams.pack
+        if m == 1:
+            return images
+        n, c, height, width = images.shape
+        if n % m:
+            raise ValueError(
+                f"BEGAN pack={m} groups the batch into packs of {m} images, but the batch has {n}; "
+                f"use a batch_size that is a multiple of {m}."
+            )
+        return images.reshape(n // m, m * c, height, width)
+
     def losses(self, real: torch.Tensor) -> tuple[LossOutput, LossOutput]:
         b = real.shape[0]
         z = self.sample_z(2 * b)  # [z_D; z_G], drawn independently as in eq. 4
+        real = self.pack_images(real)
+        p = real.shape[0]  # packs per half (b unless model.pack > 1)
         # L_D must not move G, so G(z_D) needs no graph; D sees [x, G(z_D)] in one call.
         with torch.no_grad():
-            fake_d = self.generator(z[:b])
+            fake_d = self.pack_images(self.generator(z[:b]))
         code_d = self.discriminator.encoder(torch.cat([real, fake_d]))
         recon_d = self.discriminator.decoder(code_d)
         # L_G's graph reaches D's parameters; the host back-propagates it into G's only.
         # A separate D call keeps each backward over the rows its loss depends on
         # (one call over [x, G(z_D), G(z_G)] costs 1.5x the FLOPs for the same gradients).
-        fake_g = self.generator(z[b:])
+        fake_g = self.pack_images(self.generator(z[b:]))
         code_g = self.discriminator.encoder(fake_g)
         recon_g = self.discriminator.decoder(code_g)
-        loss_d, loss_g, logs = self.loss(real, recon_d[:b], fake_d, recon_d[b:], fake_g, recon_g, self._k(real))
+        loss_d, loss_g, logs = self.loss(real, recon_d[:p], fake_d, recon_d[p:], fake_g, recon_g, self._k(real))
         if self.hparams.latent_constraint > 0:  # BEGAN-CS: only D's loss changes; k_t and M_global do not see it
-            constraint = (code_d[b:] - z[:b]).abs().mean()
+            constraint = (code_d[p:] - z[:b].reshape(p, -1)).abs().mean()
             loss_d = loss_d + self.hparams.latent_constraint * constraint
             logs["latent_constraint"] = constraint.detach()
         if self.hparams.pull_away > 0:  # EBGAN-PT: only G's loss changes; k_t and M_global do not see it

@@ -170,6 +170,12 @@ def parse_args(args: list[str]) -> TrainConfig:
             f"image_size={cfg.image_size} is not supported by model {cfg.model!r}; "
             f"expected one of {list(model_cls.supported_image_sizes)}."
         )
+    pack = cfg.model_hparams.get("pack", 1)
+    if isinstance(pack, int) and pack > 1 and cfg.batch_size % pack:
+        raise ConfigError(
+            f"model.pack={pack} groups each batch into packs of {pack} images, but batch_size={cfg.batch_size} "
+            f"is not a multiple of it; pass e.g. batch_size={cfg.batch_size - cfg.batch_size % pack or pack}."
+        )
     return cfg
 
 
@@ -195,6 +201,9 @@ def preset_note(cfg: TrainConfig) -> str | None:
     if cfg.model_hparams.get("pull_away", 0) > 0:
         note += (f"; L_G adds {cfg.model_hparams['pull_away']} x EBGAN's pulling-away term (Zhao et al. 2017; "
                  "not in the paper; model.pull_away=0 turns it off)")
+    if cfg.model_hparams.get("pack", 1) > 1:
+        note += (f"; the discriminator sees packs of {cfg.model_hparams['pack']} images (PacGAN, Lin et al. 2018; "
+                 "not in the paper; model.pack=1 turns it off)")
     return note
 
 
