@@ -246,3 +246,7 @@ def test_shapes_presets_are_the_digits_ones_but_began_lambda_k_and_a_short_run_t
     assert main([a if a != "data=digits" else "data=shapes" for a in _args("began", out, steps=3)]) == 0
     assert json.loads((out / "config.json").read_text())["data"]["name"] == "shapes"
     assert load_run(out).generator(torch.zeros(2, 8)).shape == (2, 1, 32, 32)
+    packed = tmp_path / "packed"  # PacGAN packing: the run trains, and loads back with the images' channel count
+    assert main(_args("began", packed, steps=2) + ["model.pack=2", "model.h=16"]) == 0
+    model = load_run(packed)
+    assert (model.channels, model.discriminator.encoder.features[0].in_channels) == (1, 2)

@@ -27,7 +27,8 @@ def load_run(run_dir: Path, device: str | torch.device = "cpu") -> torch.nn.Modu
         raise ConfigError(f"run={str(run_dir)!r} holds no config.json; pass the out= directory of a gan-train run.")
     cfg = json.loads(cfg_path.read_text())
     state = safe_load(run_dir / "checkpoints" / "latest.pt", map_location=device)
-    channels = _channels(state["model"])
+    # A packing discriminator (BEGAN model.pack, PacGAN) sees pack x channels image planes.
+    channels = _channels(state["model"]) // int(cfg["model_hparams"].get("pack", 1))
     model = create_model(cfg["model"], image_size=cfg["image_size"], channels=channels, **cfg["model_hparams"])
     model.load_state_dict(state["model"])
     return model.to(device).eval()
