@@ -242,7 +242,7 @@ def test_pulling_away_adds_to_the_generator_loss_only():
 
 def test_packing_stacks_consecutive_images_along_the_channels():
     """PacGAN (Lin et al. 2018) with pack=2: images 0,1 -> pack 0 (channels 0,1 of 1-channel images), 2,3 -> pack 1."""
-    model = BEGAN(image_size=32, channels=1, n=8, z_dim=8, pack=2, h=16)
+    model = _small_began(pack=2)
     images = torch.arange(4.0).view(4, 1, 1, 1).expand(4, 1, 32, 32)
     packed = model.pack_images(images)
     assert packed.shape == (2, 2, 32, 32)
@@ -256,9 +256,10 @@ def test_packing_stacks_consecutive_images_along_the_channels():
 
 def test_packed_losses_are_the_paper_losses_on_packs():
     """With pack=2, L(x) = mean|P(x) - D(P(x))| over the packs P(x), likewise for G(z_D) and G(z_G); L_D, L_G and
-    BEGAN-CS follow from them (the constraint compares a pack's embedding with its images' z, concatenated)."""
+    BEGAN-CS follow from them (the constraint compares a pack's embedding, pack * h numbers, with its images' z,
+    concatenated)."""
     torch.manual_seed(0)
-    model = BEGAN(image_size=32, channels=1, n=8, z_dim=8, pack=2, h=16, k_init=0.3, latent_constraint=0.1)
+    model = _small_began(pack=2, k_init=0.3, latent_constraint=0.1)
     real = torch.rand(4, 1, 32, 32) * 2 - 1
     torch.manual_seed(5)
     z = model.sample_z(8)
@@ -278,8 +279,7 @@ def test_packed_losses_are_the_paper_losses_on_packs():
     assert_close(g_out.loss, l_fake_g)
     assert_close(d_out.logs["latent_constraint"], constraint)
     assert_close(d_out.loss, l_real - 0.3 * l_fake_d + 0.1 * constraint)
-    with pytest.raises(ValueError, match=r"h must equal z_dim times pack=2, got h=8 and z_dim=8; set model.h=16"):
-        _small_began(pack=2, latent_constraint=0.1)
+    assert (model.discriminator.encoder.fc.out_features, model.discriminator.decoder.fc.in_features) == (16, 16)
     with pytest.raises(ValueError, match="pack=0 must be a positive integer"):
         _small_began(pack=0)
 

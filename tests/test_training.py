@@ -224,12 +224,11 @@ def test_digits_preset_anneals_began_over_the_second_half_of_the_run():
     assert "the discriminator's learning rate is 0.0002 (two time-scale update" in two_rates
     assert "pulling-away" not in preset_note(default)  # off in every preset
     assert "L_G adds 0.1 x EBGAN's pulling-away term" in preset_note(parse_args(["model.pull_away=0.1"]))
-    assert "packs" not in preset_note(default)  # off in every preset
-    packed = parse_args(["model.pack=2", "model.h=16"])
-    assert "the discriminator sees packs of 2 images (PacGAN" in preset_note(packed)
+    assert "the discriminator sees packs of 2 images (PacGAN" in preset_note(default)
+    assert "packs" not in preset_note(parse_args(["model.pack=1"]))
     with pytest.raises(ConfigError, match="model.pack=3 groups each batch into packs of 3 images, but batch_size=32 "
                                           "is not a multiple of it; pass e.g. batch_size=30"):
-        parse_args(["model.pack=3", "model.h=24"])
+        parse_args(["model.pack=3"])
 
 
 def test_shapes_presets_are_the_digits_ones_but_began_lambda_k_and_a_short_run_trains(tmp_path):
@@ -240,13 +239,13 @@ def test_shapes_presets_are_the_digits_ones_but_began_lambda_k_and_a_short_run_t
         assert parse_args([f"model={model}", "data=shapes"]).model_hparams == parse_args([f"model={model}"]).model_hparams
     digits, shapes = parse_args([]).model_hparams, parse_args(["data=shapes"]).model_hparams
     assert (digits["lambda_k"], shapes["lambda_k"]) == (0.1, 0.01)  # the shapes were measured with 0.01
-    assert {**shapes, "lambda_k": 0.1} == digits
+    assert {**shapes, "lambda_k": 0.1, "pack": 2} == digits
     assert parse_args(["data=shapes", "model.h=16", "model.z_dim=16"]).model_hparams["h"] == 16
     out = tmp_path / "shapes"
     assert main([a if a != "data=digits" else "data=shapes" for a in _args("began", out, steps=3)]) == 0
     assert json.loads((out / "config.json").read_text())["data"]["name"] == "shapes"
     assert load_run(out).generator(torch.zeros(2, 8)).shape == (2, 1, 32, 32)
     packed = tmp_path / "packed"  # PacGAN packing: the run trains, and loads back with the images' channel count
-    assert main(_args("began", packed, steps=2) + ["model.pack=2", "model.h=16"]) == 0
+    assert main(_args("began", packed, steps=2) + ["model.pack=2"]) == 0  # SMALL_HPARAMS: pack on its own
     model = load_run(packed)
     assert (model.channels, model.discriminator.encoder.features[0].in_channels) == (1, 2)

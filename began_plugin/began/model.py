@@ -162,7 +162,8 @@ class BEGAN(GANModel):
         # Not in the paper: PacGAN packing (Lin, Khetan, Fanti, Oh, NeurIPS 2018, arXiv 1712.04086).  The
         # discriminator auto-encodes packs of `pack` images of the same kind (all real or all generated)
         # stacked along the channels, so L(v) is measured on packs; the batch size must be a multiple of it.
-        # 1 (default) is plain BEGAN; PacGAN's authors use 2 to 4.  With BEGAN-CS, h must be pack * z_dim.
+        # 1 (default) is plain BEGAN; PacGAN's authors use 2 to 4.  h stays the embedding size per image: a
+        # pack's embedding has pack * h numbers (with BEGAN-CS, its images' z's, concatenated).
         pack: int = 1
         # Not in the paper: sample from an exponential moving average of G's weights (Yazıcı et al., ICLR 2019,
         # arXiv 1806.04498), updated after every step with decay min(ema_decay, (1+t)/(10+t)); training is
@@ -192,14 +193,14 @@ class BEGAN(GANModel):
             )
         if not 0.0 <= hp.ema_decay < 1.0:
             raise ValueError(f"BEGAN ema_decay={hp.ema_decay} must be in [0, 1) (0 turns the average off; e.g. 0.999).")
-        if hp.latent_constraint > 0 and hp.h != hp.z_dim * hp.pack:
-            packed = f" times pack={hp.pack}" if hp.pack > 1 else ""
+        if hp.latent_constraint > 0 and hp.h != hp.z_dim:
             raise ValueError(
                 f"BEGAN-CS (latent_constraint={hp.latent_constraint}) compares the discriminator's embedding with z, "
-                f"so h must equal z_dim{packed}, got h={hp.h} and z_dim={hp.z_dim}; set model.h={hp.z_dim * hp.pack}."
+                f"so h must equal z_dim, got h={hp.h} and z_dim={hp.z_dim}; set model.h={hp.z_dim}."
             )
         self.generator = Decoder(image_size, channels, hp.n, hp.z_dim, hp.skip)
-        self.discriminator = AutoencoderDiscriminator(image_size, channels * hp.pack, hp.n, hp.h, hp.skip)
+        # with packing (model.pack > 1) D auto-encodes pack images at once, through pack * h numbers
+        self.discriminator = AutoencoderDiscriminator(image_size, channels * hp.pack, hp.n, hp.h * hp.pack, hp.skip)
         init_weights_(self.generator, hp.init)
         init_weights_(self.discriminator, hp.init)
         self.generator_ema: nn.Module | None = None
