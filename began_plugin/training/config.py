@@ -183,6 +183,23 @@ def parse_args(args: list[str]) -> TrainConfig:
     return cfg
 
 
+#: BEGAN options that are not the paper's algorithm: (key, value that turns it off, what the note says when on).
+_OPTION_NOTES = (
+    ("latent_constraint", 0, "latent_constraint > 0 is BEGAN-CS (Chang et al. 2018), not the paper's BEGAN: "
+                             "model.latent_constraint=0 gives the paper's algorithm"),
+    ("lr_anneal_end", 0, "the learning rate falls linearly to 0 from step {lr_anneal_start} to {lr_anneal_end} "
+                         "(not in the paper; model.lr_anneal_end=0 turns it off)"),
+    ("ema_decay", 0, "samples come from a moving average of G's weights (decay {ema_decay}; Yazici et al. 2019; "
+                     "not in the paper, training is unchanged; model.ema_decay=0 samples from G)"),
+    ("lr_d", 0, "the discriminator's learning rate is {lr_d} (two time-scale update, Heusel et al. 2017; "
+                "not in the paper; model.lr_d=0 gives D the generator's rate)"),
+    ("pull_away", 0, "L_G adds {pull_away} x EBGAN's pulling-away term (Zhao et al. 2017; not in the paper; "
+                     "model.pull_away=0 turns it off)"),
+    ("pack", 1, "the discriminator sees packs of {pack} images (PacGAN, Lin et al. 2018; not in the paper; "
+                "model.pack=1 turns it off)"),
+)
+
+
 def preset_note(cfg: TrainConfig) -> str | None:
     """One line naming the per-dataset preset behind a run's hyper-parameters (None when there is none)."""
     preset = PRESETS.get((cfg.model, cfg.data.name))
@@ -190,24 +207,10 @@ def preset_note(cfg: TrainConfig) -> str | None:
         return None
     values = " ".join(f"{k}={cfg.model_hparams.get(k, v)}" for k, v in preset.items())
     note = f"preset {cfg.model}+{cfg.data.name}: {values} (override with model.KEY=VALUE)"
-    if cfg.model_hparams.get("latent_constraint", 0) > 0:
-        note += ("; latent_constraint > 0 is BEGAN-CS (Chang et al. 2018), not the paper's BEGAN: "
-                 "model.latent_constraint=0 gives the paper's algorithm")
-    if cfg.model_hparams.get("lr_anneal_end", 0) > 0:
-        note += (f"; the learning rate falls linearly to 0 from step {cfg.model_hparams['lr_anneal_start']} "
-                 f"to {cfg.model_hparams['lr_anneal_end']} (not in the paper; model.lr_anneal_end=0 turns it off)")
-    if cfg.model_hparams.get("ema_decay", 0) > 0:
-        note += (f"; samples come from a moving average of G's weights (decay {cfg.model_hparams['ema_decay']}; "
-                 "Yazici et al. 2019; not in the paper, training is unchanged; model.ema_decay=0 samples from G)")
-    if cfg.model_hparams.get("lr_d", 0) > 0:
-        note += (f"; the discriminator's learning rate is {cfg.model_hparams['lr_d']} (two time-scale update, "
-                 "Heusel et al. 2017; not in the paper; model.lr_d=0 gives D the generator's rate)")
-    if cfg.model_hparams.get("pull_away", 0) > 0:
-        note += (f"; L_G adds {cfg.model_hparams['pull_away']} x EBGAN's pulling-away term (Zhao et al. 2017; "
-                 "not in the paper; model.pull_away=0 turns it off)")
-    if cfg.model_hparams.get("pack", 1) > 1:
-        note += (f"; the discriminator sees packs of {cfg.model_hparams['pack']} images (PacGAN, Lin et al. 2018; "
-                 "not in the paper; model.pack=1 turns it off)")
+    hp = cfg.model_hparams
+    for key, off, text in _OPTION_NOTES:
+        if hp.get(key, off) > off:
+            note += "; " + text.format(**hp)
     return note
 
 
