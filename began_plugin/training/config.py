@@ -175,7 +175,7 @@ def parse_args(args: list[str]) -> TrainConfig:
             f"expected one of {list(model_cls.supported_image_sizes)}."
         )
     pack = cfg.model_hparams.get("pack", 1)
-    if isinstance(pack, int) and pack > 1 and cfg.batch_size % pack:
+    if pack > 1 and cfg.batch_size % pack:
         raise ConfigError(
             f"model.pack={pack} groups each batch into packs of {pack} images, but batch_size={cfg.batch_size} "
             f"is not a multiple of it; pass e.g. batch_size={cfg.batch_size - cfg.batch_size % pack or pack}."
