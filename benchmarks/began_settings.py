@@ -38,7 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # "the paper's algorithm and settings, narrowed to n=16, h=z=32, plus these overrides".
 BASE = {"model": "began", "data": "digits", "image_size": 32, "batch_size": 32, "model.n": 16, "model.h": 32,
         "model.z_dim": 32, "model.gamma": 0.5, "model.lambda_k": 0.001, "model.lr": 1e-4,
-        "model.latent_constraint": 0.0, "model.lr_anneal_end": 0, "model.pack": 1}
+        "model.latent_constraint": 0.0, "model.lr_anneal_end": 0, "model.pack": 1,
+        "model.ema_decay": 0.0}
 
 
 def _h8_anneal(*, cs: float, gamma: float, lambda_k: float) -> dict:

@@ -216,9 +216,9 @@ def test_digits_preset_anneals_began_over_the_second_half_of_the_run():
     off = parse_args(["model.lr_anneal_end=0"])
     assert create_model("began", image_size=32, channels=1, **off.model_hparams).lr_anneal is None
     assert "falls linearly" not in preset_note(off)
-    assert "moving average" not in preset_note(default)  # off in every preset
-    averaged = preset_note(parse_args(["model.ema_decay=0.999"]))
-    assert "samples come from a moving average of G's weights (decay 0.999" in averaged
+    assert "samples come from a moving average of G's weights (decay 0.999" in preset_note(default)
+    assert "moving average" not in preset_note(parse_args(["model.ema_decay=0"]))
+    assert "moving average" not in preset_note(parse_args(["data=shapes"]))
     assert "learning rate is" not in preset_note(default)  # one rate for D and G in every preset
     two_rates = preset_note(parse_args(["model.lr_d=0.0002"]))
     assert "the discriminator's learning rate is 0.0002 (two time-scale update" in two_rates
@@ -239,7 +239,7 @@ def test_shapes_presets_are_the_digits_ones_but_began_lambda_k_and_a_short_run_t
         assert parse_args([f"model={model}", "data=shapes"]).model_hparams == parse_args([f"model={model}"]).model_hparams
     digits, shapes = parse_args([]).model_hparams, parse_args(["data=shapes"]).model_hparams
     assert (digits["lambda_k"], shapes["lambda_k"]) == (0.1, 0.01)  # the shapes were measured with 0.01
-    assert {**shapes, "lambda_k": 0.1, "pack": 2} == digits
+    assert {**shapes, "lambda_k": 0.1, "pack": 2, "ema_decay": 0.999} == digits
     assert parse_args(["data=shapes", "model.h=16", "model.z_dim=16"]).model_hparams["h"] == 16
     out = tmp_path / "shapes"
     assert main([a if a != "data=digits" else "data=shapes" for a in _args("began", out, steps=3)]) == 0
