@@ -63,10 +63,8 @@ def _span(cfg: "TrainConfig") -> int:
 
 _SMALL_BEGAN = {"n": 16, "h": 8, "z_dim": 8, "gamma": 1.0, "lambda_k": 0.01, "lr": 3e-4, "latent_constraint": 0.1,
                 "lr_anneal_start": lambda cfg: _span(cfg) // 2, "lr_anneal_end": _span}
-#: The digits' preset: the small BEGAN with a faster k_t controller (λ_k = 0.1; 0.01 left a class out more often),
-#: a discriminator that sees pairs of images (PacGAN packing: 9.5 classes over six seeds against 9.0 without) and
-#: samples drawn from a moving average of G's weights (training unchanged; on the same six seeds the average covered
-#: 10, 10, 10, 10, 10, 8 classes against G's 9, 10, 10, 10, 10, 8: mean 9.67 against 9.5, by a thin margin on seed 0).
+#: The digits' preset: the small BEGAN with a faster k_t controller, PacGAN packing in pairs and samples from a
+#: moving average of G's weights (the measurements behind each are in the PRESETS comment below).
 _DIGITS_BEGAN = {**_SMALL_BEGAN, "lambda_k": 0.1, "pack": 2, "ema_decay": 0.999}
 
 #: Per-dataset model defaults that differ from the paper's CelebA settings (see README).  A value
