@@ -55,13 +55,37 @@ parts; a third party may subclass it or provide the same names on its own
 
 Logged values are 0-dim tensors (reading them as floats would force a host-device
 synchronisation on every step); the host decides when to read them.
+
+Optional hooks (a model without them still works; ``GANModel`` gives the defaults):
+
+``dataset_defaults(dataset) -> dict`` (classmethod)
+    The ``key=value`` arguments the model's preset for a dataset adds before the user's:
+    ``"model.KEY"`` for its hyper-parameters, plain names for host keys (e.g.
+    ``{"model.n": 16, "ema_decay": 0.999}``).  ``{}``: no preset.
+``option_notes(hparams) -> dict[str, str]`` (classmethod)
+    For each enabled option that is not the model's paper's algorithm, its name and a
+    one-line note saying what it is and how to turn it off.  Hosts print them and record
+    them in the run's ``config.json``.
+``check_batch_size(hparams, batch_size)`` (classmethod)
+    Raises ``ValueError`` (one sentence) when the hyper-parameters cannot train at this batch
+    size, so that a host refuses the run before it writes anything.
+``collapse_signs() -> list[CollapseSign]``
+    The model's own signs of mode collapse, read from logged rows (BEGAN: k_t pinned at 0).
+``curves``
+    ``{log key: axis label}``: the logged values a harness should plot against the step.
+``progress_keys()``
+    Log keys a host should show in its progress bar.
+
+Host features that need no model code (the moving average of G's weights, a learning-rate
+schedule relative to the run's length) are the host's: ``generate(z)`` must draw through
+``self.generator``, so that a host can swap its average in.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 import torch
 from torch import nn
@@ -73,6 +97,20 @@ class LossOutput:
 
     loss: torch.Tensor
     logs: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CollapseSign:
+    """A condition on logged rows that, held for ``steps`` steps, signals mode collapse.
+
+    ``holds(row)`` reads one logged row (floats); ``advice(row, since)`` is the warning's text,
+    given the row at which the warning fires and the step since which the condition held.
+    """
+
+    name: str
+    steps: int
+    holds: Callable[[Mapping[str, float]], bool]
+    advice: Callable[[Mapping[str, float], int], str]
 
 
 #: The attributes a model class must provide; the registry checks them by name.
@@ -163,6 +201,45 @@ class GANModel(nn.Module):
     ) -> None:
         """Default: no controller state to update."""
 
+    # -- optional hooks (see the module docstring) --------------------------------------
+    curves: ClassVar[Mapping[str, str]] = {}
+
+    @classmethod
+    def dataset_defaults(cls, dataset: str) -> dict[str, Any]:
+        """The ``key=value`` arguments of the model's preset for ``dataset`` (none by default)."""
+        return {}
+
+    @classmethod
+    def option_notes(cls, hparams: Mapping[str, Any]) -> dict[str, str]:
+        """Name -> one-line note for each enabled option that is not the paper's (none by default)."""
+        return {}
+
+    @classmethod
+    def check_batch_size(cls, hparams: Mapping[str, Any], batch_size: int) -> None:
+        """Raise ``ValueError`` when the model cannot train at ``batch_size`` (any size by default)."""
+
+    def collapse_signs(self) -> list[CollapseSign]:
+        """The model's own signs of mode collapse (none by default)."""
+        return []
+
     def progress_keys(self) -> tuple[str, ...]:
-        """Log keys a host should show in its progress bar (optional part of the contract)."""
+        """Log keys a host should show in its progress bar."""
         return ()
+
+
+_HOOK_DEFAULTS: dict[str, Any] = {
+    "dataset_defaults": lambda dataset: {},
+    "option_notes": lambda hparams: {},
+    "check_batch_size": lambda hparams, batch_size: None,
+    "collapse_signs": lambda: [],
+    "progress_keys": lambda: (),
+    "curves": {},
+}
+
+
+def optional_hook(model: Any, name: str) -> Any:
+    """A model's (class or instance) optional hook ``name``, or the contract's default when it has none."""
+    if name not in _HOOK_DEFAULTS:
+        raise KeyError(f"{name!r} is not an optional hook of the contract; expected one of {sorted(_HOOK_DEFAULTS)}.")
+    found = getattr(model, name, None)
+    return _HOOK_DEFAULTS[name] if found is None else found

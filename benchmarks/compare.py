@@ -10,7 +10,7 @@ seeded z, compute metrics with a named feature network, and write the cell's res
 atomically.  Rerunning the command skips finished cells and resumes unfinished training;
 ``--cells began:0,dcgan:1`` runs a subset (several machines can share DIR); ``--collect``
 builds the tables from whatever cells exist.  Outputs in DIR: results.jsonl, table.md,
-table.csv, table.tex, samples.png, began_curves.png, cells/, runs/.
+table.csv, table.tex, samples.png, curves.png (each model's own curves), cells/, runs/.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ from tqdm import tqdm
 from began_plugin import metrics
 from began_plugin.metrics import coverage
 from began_plugin.data import DataError, build_dataset
-from began_plugin.registry import RegistryError, list_models
+from began_plugin.interface import optional_hook
+from began_plugin.registry import RegistryError, list_models, load_model
 from began_plugin.atomic_files import atomic_write
 from began_plugin.training.checkpoint import CheckpointError, safe_load
 from began_plugin.training.config import ConfigError, parse_args
@@ -74,6 +75,9 @@ class Protocol:
     kid_subset_size: int = 1000
     isc_splits: int = 10
     eval_every: int = 0  # steps between FID measurements during training (0: only at the end)
+    # Host features, on or off for every model alike (they override what a model's preset says).
+    ema_decay: float = 0.0  # samples from a moving average of G's weights
+    lr_anneal: float = 0.0  # every rate falls linearly to 0 over this last fraction of the run
     model_hparams: dict[str, dict[str, Any]] = field(default_factory=dict)  # per model, beyond its defaults
 
     def key(self) -> str:
@@ -87,11 +91,11 @@ PRESETS: dict[str, Protocol] = {
                       kid_subset_size=80, isc_splits=2,
                       model_hparams={"began": {"n": 16, "h": 16, "z_dim": 16}, "dcgan": {"width": 16},
                                      "wgan_gp": {"width": 16}}),
-    # The embedded digits on 2 CPU cores (66-74 min measured), three seeds.  Steps, batch and the models'
-    # settings are gan-train's defaults, so the BEGAN cells are `gan-train seed=S` runs; 1,000 samples
-    # per cell as issue 8's coverage criterion (the test split has 360 real digits).
+    # The embedded digits on 2 CPU cores, three seeds.  Steps, batch, the models' presets and the host
+    # features are gan-train's defaults for BEGAN, so its cells are `gan-train seed=S` runs, and the
+    # baselines get the same moving average and rate anneal; 1,000 samples per cell (360 real test digits).
     "cpu": Protocol(steps=2000, batch_size=32, seeds=(0, 1, 2), num_samples=1000, num_real=360,
-                    real_split="test", kid_subset_size=180, isc_splits=4),
+                    real_split="test", kid_subset_size=180, isc_splits=4, ema_decay=0.999, lr_anneal=0.5),
     # The generated shapes (began_plugin.data, 8 classes, 1,000 test images), same budget as "cpu".
     "shapes": Protocol(data="shapes", steps=2000, batch_size=32, seeds=(0, 1, 2), num_samples=1000, num_real=1000,
                        real_split="test", kid_subset_size=500, isc_splits=4),
@@ -152,7 +156,8 @@ def _train_args(protocol: Protocol, model: str, seed: int, run_dir: Path, device
             f"steps={protocol.steps}", f"schedule_steps={protocol.steps}",  # --eval-every trains in parts
             f"batch_size={protocol.batch_size}", f"seed={seed}", f"out={run_dir}",
             f"device={device}", f"log_every={max(1, min(50, protocol.steps // 20))}",
-            f"sample_every={protocol.steps}", f"checkpoint_every={max(1, min(500, protocol.steps))}"]
+            f"sample_every={protocol.steps}", f"checkpoint_every={max(1, min(500, protocol.steps))}",
+            f"ema_decay={protocol.ema_decay}", f"lr_anneal={protocol.lr_anneal}"]
     if protocol.data_root:
         args.append(f"data.root={protocol.data_root}")
     args += [f"model.{k}={v}" for k, v in protocol.model_hparams.get(model, {}).items()]
@@ -284,6 +289,15 @@ def _fmt(mean: float, std: float | None, key: str) -> str:
     return f"{mean:.{digits}f}" if std is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
+def _host_features(protocol: Protocol) -> str:
+    parts = []
+    if protocol.ema_decay > 0:
+        parts.append(f"samples from a moving average of G (decay {protocol.ema_decay})")
+    if protocol.lr_anneal > 0:
+        parts.append(f"rates annealed linearly to 0 over the last {protocol.lr_anneal:g} of the run")
+    return ", ".join(parts) or "none"
+
+
 def collect(out: Path, protocol: Protocol, preset: str | None) -> str:
     cells = [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*.json"))]
     cells = [c for c in cells if c["protocol_key"] == protocol.key()]
@@ -350,6 +364,7 @@ def collect(out: Path, protocol: Protocol, preset: str | None) -> str:
         f"{protocol.steps} steps at batch {protocol.batch_size}, seeds {seeds}; {protocol.num_samples} generated vs "
         f"{num_real} real ({protocol.real_split} split) images; "
         f"features: {net.get('network')} (weights sha256 {str(net.get('weights_sha256', ''))[:16]}…); "
+        f"host features for every model: {_host_features(protocol)}; "
         f"KID subsets of {protocol.kid_subset_size}; mean ± std over seeds (a value without ± is one seed's); began-plugin {cells[0]['versions'].get('began-plugin')}, "
         f"torch {cells[0]['versions'].get('torch')}, torch-fidelity {cells[0]['versions'].get('torch-fidelity')}.{is_note}"
     )
@@ -418,20 +433,34 @@ def _figures(out: Path, cells: list[dict], models: list[str]) -> None:
         atomic_write(out / "metric_curve.png", lambda tmp: fig.savefig(tmp, format="png", dpi=100))
         plt.close(fig)
 
-    began = [c for c in cells if c["model"] == "began"]
-    if began:
-        fig, (ax_k, ax_m) = plt.subplots(1, 2, figsize=(10, 3.5))
-        for c in began:
-            rows = [json.loads(l) for l in (out / "runs" / _cell_name("began", c["seed"]) / "metrics.jsonl").read_text().splitlines()]
-            steps = [r["step"] for r in rows]
-            ax_k.plot(steps, [r["k"] for r in rows], label=f"seed {c['seed']}")
-            ax_m.plot(steps, [r["M_global"] for r in rows], label=f"seed {c['seed']}")
-        ax_k.set(xlabel="step", ylabel="k_t", title="BEGAN k_t")
-        ax_m.set(xlabel="step", ylabel="M_global", title="BEGAN convergence measure")
-        ax_k.legend()
-        fig.tight_layout()
-        atomic_write(out / "began_curves.png", lambda tmp: fig.savefig(tmp, format="png", dpi=100))
-        plt.close(fig)
+    _model_curves(out, cells, models)
+
+
+def _model_curves(out: Path, cells: list[dict], models: list[str]) -> None:
+    """curves.png: per model, the logged values its ``curves`` hook names (BEGAN: k_t and M_global), per seed."""
+    import matplotlib.pyplot as plt
+
+    wanted = {m: dict(optional_hook(load_model(m), "curves")) for m in models}
+    wanted = {m: keys for m, keys in wanted.items() if keys}
+    if not wanted:
+        return
+    width = max(len(keys) for keys in wanted.values())
+    fig, axes = plt.subplots(len(wanted), width, figsize=(5 * width, 3.5 * len(wanted)), squeeze=False)
+    for row, (m, keys) in zip(axes, wanted.items()):
+        for c in (c for c in cells if c["model"] == m):
+            log = out / "runs" / _cell_name(m, c["seed"]) / "metrics.jsonl"
+            rows = [json.loads(line) for line in log.read_text().splitlines()]
+            for ax, key in zip(row, keys):
+                points = [(r["step"], r[key]) for r in rows if key in r]
+                ax.plot([p[0] for p in points], [p[1] for p in points], label=f"seed {c['seed']}")
+        for ax, (key, label) in zip(row, keys.items()):
+            ax.set(xlabel="step", ylabel=label, title=f"{m}: {label}")
+            ax.legend()
+        for ax in row[len(keys):]:
+            ax.axis("off")
+    fig.tight_layout()
+    atomic_write(out / "curves.png", lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    plt.close(fig)
 
 
 def build_protocol(args) -> Protocol:

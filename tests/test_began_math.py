@@ -7,8 +7,9 @@ import torch
 from torch.testing import assert_close
 
 from began_plugin import BEGAN, BEGANLoss, EquilibriumController
-from began_plugin.began.controller import LinearAnneal, PlateauRule
-from began_plugin.began.loss import convergence_measure, discriminator_objective, pulling_away, reconstruction_loss
+from began_plugin.began.controller import PlateauRule
+from began_plugin.began.loss import convergence_measure, discriminator_objective, reconstruction_loss
+from began_plugin.began.variants import VARIANTS, pulling_away
 from began_plugin.training.step import train_step
 
 V = torch.tensor([[[[0.0, 1.0], [2.0, 3.0]]]])
@@ -250,7 +251,7 @@ def test_packing_stacks_consecutive_images_along_the_channels():
     assert model.discriminator.encoder.features[0].in_channels == 2
     assert model.discriminator.decoder.to_image.out_channels == 2
     assert _small_began().pack_images(images) is images  # pack=1: unchanged
-    with pytest.raises(ValueError, match="packs of 2 images, but the batch has 3; use a batch_size that is a multiple of 2"):
+    with pytest.raises(ValueError, match="packs of 2 images, but batch_size=3 is not a multiple of it; pass e.g. batch_size=2"):
         model.pack_images(images[:3])
 
 
@@ -291,47 +292,30 @@ def test_began_cs_needs_h_equal_to_z_dim():
         _small_began(latent_constraint=-1.0)
 
 
-def test_linear_anneal_by_hand_and_across_a_resume(tmp_path):
-    """Factor (end - step) / (end - start) from step `start` on, clipped to [0, 1]; None before."""
-    anneal = LinearAnneal(start=2, end=6)
-    assert [anneal.advance() for _ in range(3)] == [None, 1.0, 0.75]  # steps 1, 2, 3
-    torch.save(anneal.state_dict(), tmp_path / "a.pt")
-    resumed = LinearAnneal(start=2, end=6)
-    resumed.load_state_dict(torch.load(tmp_path / "a.pt", weights_only=True))
-    for a in (anneal, resumed):  # steps 4, 5, 6, 7: the rate stays at 0 after `end`
-        assert [a.advance() for _ in range(4)] == [0.5, 0.25, 0.0, 0.0]
-    for start, end in ((3, 3), (5, 2), (-1, 4)):
-        with pytest.raises(ValueError, match="expected 0 <= lr_anneal_start < lr_anneal_end"):
-            LinearAnneal(start, end)
-
-
-def test_began_rate_is_the_plateau_scale_times_the_anneal_factor():
-    """lr_t = lr * plateau scale * anneal factor, both applied after each step (the host's next step uses it)."""
-    model = _small_began(lr=1e-3, lr_decay_window=1, lr_decay_patience=1, lr_anneal_start=1, lr_anneal_end=4)
+def test_began_rate_is_the_plateau_scale_times_the_base_rate():
+    """lr_t = lr * plateau scale, set after each window's end (the host's next step uses it)."""
+    model = _small_began(lr=1e-3, lr_decay_window=1, lr_decay_patience=1)
     opts = model.configure_optimizers()
     rates = []
-    for m_global in (1.0, 2.0, 3.0, 4.0):  # window 1: the first is the best, every later one halves
+    for m_global in (1.0, 2.0, 3.0, 1.5):  # window 1: the first is the best, the next two halve, 1.5 halves again
         logs = {"loss_real": torch.tensor(0.1), "loss_fake": torch.tensor(0.05), "M_global": torch.tensor(m_global)}
         model.on_train_step_end(logs, opts)
         rates.append([g["lr"] for o in opts.values() for g in o.param_groups])
-    by_hand = [1e-3 * 1.0 * 1.0, 1e-3 * 0.5 * (2 / 3), 1e-3 * 0.25 * (1 / 3), 0.0]
-    for got, want in zip(rates, by_hand):
+    for got, want in zip(rates, (1e-3, 5e-4, 2.5e-4, 1.25e-4)):
         assert got == pytest.approx([want, want], rel=1e-12)
-    assert _small_began().lr_anneal is None  # off by default: the paper's schedule only
-    assert _small_began(lr_anneal_start=5).lr_anneal is None  # the start alone does nothing
 
 
 def test_two_time_scale_rates_start_apart_and_follow_the_same_schedule():
-    """lr_d gives D its own rate (TTUR); the plateau scale and the anneal factor multiply each base rate."""
-    model = _small_began(lr=1e-3, lr_d=4e-3, lr_decay_window=1, lr_decay_patience=1, lr_anneal_start=1, lr_anneal_end=4)
+    """lr_d gives D its own rate (TTUR); the plateau scale multiplies each base rate."""
+    model = _small_began(lr=1e-3, lr_d=4e-3, lr_decay_window=1, lr_decay_patience=1)
     opts = model.configure_optimizers()
     assert opts["generator"].param_groups[0]["lr"] == 1e-3
     assert opts["discriminator"].param_groups[0]["lr"] == 4e-3
-    for m_global in (1.0, 2.0):  # step 1: scale 1, factor 1; step 2: scale 0.5, factor 2/3
+    for m_global in (1.0, 2.0):  # step 1: scale 1; step 2: scale 0.5
         logs = {"loss_real": torch.tensor(0.1), "loss_fake": torch.tensor(0.05), "M_global": torch.tensor(m_global)}
         model.on_train_step_end(logs, opts)
-    assert opts["generator"].param_groups[0]["lr"] == pytest.approx(1e-3 * 0.5 * (2 / 3), rel=1e-12)
-    assert opts["discriminator"].param_groups[0]["lr"] == pytest.approx(4e-3 * 0.5 * (2 / 3), rel=1e-12)
+    assert opts["generator"].param_groups[0]["lr"] == pytest.approx(1e-3 * 0.5, rel=1e-12)
+    assert opts["discriminator"].param_groups[0]["lr"] == pytest.approx(4e-3 * 0.5, rel=1e-12)
     same = _small_began(lr=1e-3).configure_optimizers()  # lr_d = 0 (default): one rate, as in the paper
     assert [o.param_groups[0]["lr"] for o in same.values()] == [1e-3, 1e-3]
     with pytest.raises(ValueError, match="lr_d=-0.001 must be >= 0"):
@@ -340,45 +324,12 @@ def test_two_time_scale_rates_start_apart_and_follow_the_same_schedule():
         _small_began(lr=0.0)
 
 
-def test_generator_average_by_hand_and_training_unchanged(tmp_path):
-    """avg_t = d_t avg_{t-1} + (1 - d_t) G_t, d_t = min(ema_decay, (1+t)/(10+t)) for t = 0, 1, ...; G and D move
-    exactly as without the average, and generate() samples from the average."""
-    torch.manual_seed(0)
-    plain = _small_began()
-    averaged = _small_began(ema_decay=0.15)
-    averaged.load_state_dict(plain.state_dict(), strict=False)  # same initial G and D
-    averaged.generator_ema.load_state_dict(plain.generator.state_dict())
-    real = torch.rand(4, 1, 32, 32) * 2 - 1
-    opts_p, opts_a = plain.configure_optimizers(), averaged.configure_optimizers()
-    want = [p.detach().clone() for p in plain.generator.parameters()]  # avg_0 = G_0
-    for t, decay in enumerate((0.1, 0.15, 0.15)):  # (1+0)/10 = 0.1 < 0.15; then (1+1)/11 = 0.18 -> 0.15
-        torch.manual_seed(t)
-        train_step(plain, opts_p, lambda: real)
-        torch.manual_seed(t)
-        train_step(averaged, opts_a, lambda: real)
-        want = [decay * w + (1 - decay) * g.detach() for w, g in zip(want, plain.generator.parameters())]
-        for got, w in zip(averaged.generator_ema.parameters(), want):
-            assert_close(got, w, rtol=1e-6, atol=1e-7)
-    for name, tensor in plain.state_dict().items():  # training does not see the average
-        assert_close(averaged.state_dict()[name], tensor, rtol=0, atol=0)
-    assert int(averaged.ema_updates) == 3
-    z = averaged.sample_z(5)
-    assert_close(averaged.generate(z), averaged.generator_ema(z).clamp(-1, 1))
-    assert not torch.allclose(averaged.generate(z), plain.generate(z))  # the average is not G
-    averaged.sample_from_average = False
-    assert_close(averaged.generate(z), plain.generate(z), rtol=0, atol=0)
-    # the average and its step count are training state: a checkpoint restores both
-    torch.save(averaged.state_dict(), tmp_path / "m.pt")
-    resumed = _small_began(ema_decay=0.15)
-    resumed.load_state_dict(torch.load(tmp_path / "m.pt", weights_only=True))
-    assert int(resumed.ema_updates) == 3
-    assert_close(resumed.generate(z), averaged.generator_ema(z).clamp(-1, 1))
-
-
-def test_generator_average_is_off_by_default_and_checks_its_decay():
-    model = _small_began()
-    assert model.generator_ema is None
-    assert not any(k.startswith(("generator_ema", "ema_updates")) for k in model.state_dict())
-    for bad in (-0.1, 1.0):
-        with pytest.raises(ValueError, match=r"ema_decay=.* must be in \[0, 1\)"):
-            _small_began(ema_decay=bad)
+def test_each_variant_is_off_by_default_and_named_when_on():
+    """Every named variant's off value is the Hparams default, and option_notes names exactly the ones turned on."""
+    defaults = BEGAN.Hparams()
+    assert BEGAN.option_notes({}) == {}
+    for variant in VARIANTS:
+        assert getattr(defaults, variant.hparam) == variant.off, variant.name
+        on = {variant.hparam: 2 if variant.hparam == "pack" else 0.1}
+        assert list(BEGAN.option_notes(on)) == [variant.name]
+    assert sorted(BEGAN.option_notes({"pack": 2, "latent_constraint": 0.1})) == ["began-cs", "pacgan"]

@@ -6,6 +6,7 @@ import warnings
 import pytest
 import torch
 
+from began_plugin.began.model import equilibrium_signs
 from began_plugin.data import build_dataset
 from began_plugin.training import collapse
 from began_plugin.training.cli import main
@@ -26,7 +27,7 @@ def _rows(ks, every=10, gamma=0.5, fake_ratio=1.0):
 
 
 def test_k_pinned_at_zero_warns_once_naming_the_step_and_what_to_try():
-    monitor = CollapseMonitor(gamma=0.5)
+    monitor = CollapseMonitor(signs=equilibrium_signs(0.5))
     caught, _ = _feed(monitor, _rows([0.0] * 60))  # steps 10..600, k = 0 throughout
     assert len(caught) == 1
     message = str(caught[0].message)
@@ -38,23 +39,23 @@ def test_k_pinned_at_zero_warns_once_naming_the_step_and_what_to_try():
 def test_a_healthy_sequence_does_not_warn():
     # k leaves 0 after 290 steps of being 0 and comes back for another 290: never 300 in a row
     ks = [0.0] * 30 + [0.01] * 5 + [0.0] * 30 + [min(0.02 * i, 0.9) for i in range(1, 101)]
-    monitor = CollapseMonitor(gamma=0.5)
+    monitor = CollapseMonitor(signs=equilibrium_signs(0.5))
     caught, _ = _feed(monitor, _rows(ks))
     assert caught == [] and monitor.warned == {}
 
 
 def test_fake_loss_far_below_gamma_real_loss_warns():
-    monitor = CollapseMonitor(gamma=0.5)
+    monitor = CollapseMonitor(signs=equilibrium_signs(0.5))
     caught, _ = _feed(monitor, _rows([0.5] * 40, fake_ratio=0.2))
     assert [str(w.message) for w in caught] and monitor.warned == {"fake_loss_low": 310}
     # the same losses just above the 0.5 ratio are fine
-    monitor = CollapseMonitor(gamma=0.5)
+    monitor = CollapseMonitor(signs=equilibrium_signs(0.5))
     caught, _ = _feed(monitor, _rows([0.5] * 40, fake_ratio=0.6))
     assert caught == []
 
 
 def test_models_without_k_are_not_checked_for_it():
-    monitor = CollapseMonitor()  # e.g. DCGAN: no gamma, no k in its logs
+    monitor = CollapseMonitor(signs=equilibrium_signs(0.5))  # signs that read keys a row lacks judge nothing
     caught, _ = _feed(monitor, [{"step": 10 * i, "loss_d": 0.0, "loss_g": 0.0} for i in range(1, 100)])
     assert caught == []
 
@@ -101,3 +102,17 @@ def test_the_trainer_logs_sample_diversity_at_sample_steps(tmp_path):
     assert [r["step"] for r in rows] == [2, 4]
     for r in rows:
         assert r["sample_diversity"] >= 0 and r["real_diversity"] > 0.1 and "sample_diversity_step" not in r
+
+
+def test_the_monitor_takes_each_model_s_own_signs_through_the_contract():
+    from began_plugin import create_model
+
+    data = build_dataset("digits", None, 32, split="test")
+    began = create_model("began", image_size=32, channels=1, n=8, h=8, z_dim=8, gamma=0.7)
+    monitor = CollapseMonitor.for_run(began, data, 8)
+    assert [s.name for s in monitor.signs] == ["k_pinned", "fake_loss_low"]
+    # gamma is read from the model: 0.3 < 0.5 * 0.7 * 1.0 holds, 0.4 does not
+    fake_low = monitor.signs[1]
+    assert fake_low.holds({"loss_real": 1.0, "loss_fake": 0.3}) and not fake_low.holds({"loss_real": 1.0, "loss_fake": 0.4})
+    dcgan = create_model("dcgan", image_size=32, channels=1, width=8)
+    assert CollapseMonitor.for_run(dcgan, data, 8).signs == ()

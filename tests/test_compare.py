@@ -25,7 +25,7 @@ def first_run(tmp_path_factory):
 
 
 def test_smoke_writes_every_output_with_rows_for_each_model(first_run, capsys):
-    for name in ("table.md", "table.csv", "table.tex", "results.jsonl", "samples.png", "began_curves.png"):
+    for name in ("table.md", "table.csv", "table.tex", "results.jsonl", "samples.png", "curves.png"):
         assert (first_run / name).stat().st_size > 0, name
     table = (first_run / "table.md").read_text()
     for model in ("began", "dcgan", "wgan_gp"):

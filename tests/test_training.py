@@ -47,19 +47,22 @@ def test_every_registered_model_trains_through_the_cli(name, tmp_path):
         assert state["model"]["controller.k_t"].item() == pytest.approx(expected, abs=1e-6)
 
 
-@pytest.mark.parametrize("name", ["began", "wgan_gp"])
-def test_resumed_run_matches_uninterrupted_run_bit_for_bit(name, tmp_path):
+@pytest.mark.parametrize("name, host", [("began", {}), ("wgan_gp", {}), ("dcgan", {"ema_decay": 0.9, "lr_anneal": 0.5})])
+def test_resumed_run_matches_uninterrupted_run_bit_for_bit(name, host, tmp_path):
     full, part = tmp_path / "full", tmp_path / "part"
     # The digits preset anneals BEGAN's rate over the second half of the run: schedule_steps=8 plans it
     # for 8 steps in all three calls, so the 5-step part stops inside it (steps 4 to 8).
-    fixed = {"schedule_steps": 8}
+    fixed = {"schedule_steps": 8, **host}
     assert main(_args(name, full, steps=8, **fixed)) == 0
     assert main(_args(name, part, steps=5, **fixed)) == 0  # stops after step 5 (its last checkpoint)
     assert main(_args(name, part, steps=8, resume="true", **fixed)) == 0
     a, b = _weights(full), _weights(part)
     assert a["step"] == b["step"] == 8 and a["data_position"] == b["data_position"]
-    if name == "began":  # the rate reached 0 at step 8 in both, through a resume inside the window
+    if name == "began" or host:  # the rate reached 0 at step 8 in both, through a resume inside the window
         assert [g["lr"] for o in b["optimizers"].values() for g in o["param_groups"]] == [0.0, 0.0]
+    if "generator_average" in a or "generator_average" in b:  # the average is resumed exactly too
+        for key in a["generator_average"]:
+            torch.testing.assert_close(a["generator_average"][key], b["generator_average"][key], rtol=0, atol=0)
     for key in a["model"]:
         torch.testing.assert_close(a["model"][key], b["model"][key], rtol=0, atol=0, msg=key)
     for opt in a["optimizers"]:
@@ -202,33 +205,37 @@ def test_run_files_get_the_umask_mode_not_private_temp_file_mode(tmp_path):
         assert (out / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
 
 
-def test_digits_preset_anneals_began_over_the_second_half_of_the_run():
-    from began_plugin.registry import create_model
+def test_digits_preset_is_declared_by_began_and_names_every_option_not_in_the_paper():
+    from began_plugin import BEGAN
     from began_plugin.training.config import ConfigError, parse_args, preset_note
 
     default = parse_args([])
-    assert (default.model_hparams["lr_anneal_start"], default.model_hparams["lr_anneal_end"]) == (1000, 2000)
-    assert "falls linearly to 0 from step 1000 to 2000 (not in the paper" in preset_note(default)
-    short = parse_args(["steps=301"]).model_hparams
-    assert (short["lr_anneal_start"], short["lr_anneal_end"]) == (150, 301)
-    parts = parse_args(["steps=500", "schedule_steps=2000"]).model_hparams
-    assert (parts["lr_anneal_start"], parts["lr_anneal_end"]) == (1000, 2000)
-    off = parse_args(["model.lr_anneal_end=0"])
-    assert create_model("began", image_size=32, channels=1, **off.model_hparams).lr_anneal is None
-    assert "falls linearly" not in preset_note(off)
-    assert "samples come from a moving average of G's weights (decay 0.999" in preset_note(default)
-    assert "moving average" not in preset_note(parse_args(["model.ema_decay=0"]))
+    preset = BEGAN.dataset_defaults("digits")
+    for key, value in preset.items():  # the preset comes from the model's hook, host keys included
+        got = default.model_hparams[key[len("model."):]] if key.startswith("model.") else getattr(default, key)
+        assert got == value, key
+    assert (default.ema_decay, default.lr_anneal) == (0.999, 0.5)
+    note = preset_note(default)
+    assert "falls linearly to 0 over the last 0.5 of the run's 2000 steps" in note
+    assert "samples come from a moving average of G's weights (decay 0.999, warm-up" in note
+    assert "0.9955 at the last step" in note  # the warm-up's decay at step 2,000, not 0.999
+    assert "falls linearly" not in preset_note(parse_args(["lr_anneal=0"]))
+    assert "moving average" not in preset_note(parse_args(["ema_decay=0"]))
     assert "moving average" not in preset_note(parse_args(["data=shapes"]))
-    assert "learning rate is" not in preset_note(default)  # one rate for D and G in every preset
+    assert "learning rate is" not in note  # one rate for D and G in every preset
     two_rates = preset_note(parse_args(["model.lr_d=0.0002"]))
     assert "the discriminator's learning rate is 0.0002 (two time-scale update" in two_rates
-    assert "pulling-away" not in preset_note(default)  # off in every preset
+    assert "pulling-away" not in note  # off in every preset
     assert "L_G adds 0.1 x EBGAN's pulling-away term" in preset_note(parse_args(["model.pull_away=0.1"]))
-    assert "the discriminator sees packs of 2 images (PacGAN" in preset_note(default)
+    assert "the discriminator sees packs of 2 images (PacGAN" in note
     assert "packs" not in preset_note(parse_args(["model.pack=1"]))
+    assert preset_note(parse_args(["model=dcgan", "data=mnist"])) is None  # no preset, no option on
     with pytest.raises(ConfigError, match="model.pack=3 groups each batch into packs of 3 images, but batch_size=32 "
                                           "is not a multiple of it; pass e.g. batch_size=30"):
         parse_args(["model.pack=3"])
+    for bad, message in (("ema_decay=1", r"ema_decay=1.0 must be in \[0, 1\)"), ("lr_anneal=2", r"lr_anneal=2.0 must be in")):
+        with pytest.raises(ConfigError, match=message):
+            parse_args([bad])
 
 
 def test_shapes_presets_are_the_digits_ones_but_began_lambda_k_and_a_short_run_trains(tmp_path):
@@ -237,9 +244,10 @@ def test_shapes_presets_are_the_digits_ones_but_began_lambda_k_and_a_short_run_t
 
     for model in ("dcgan", "wgan_gp"):
         assert parse_args([f"model={model}", "data=shapes"]).model_hparams == parse_args([f"model={model}"]).model_hparams
-    digits, shapes = parse_args([]).model_hparams, parse_args(["data=shapes"]).model_hparams
-    assert (digits["lambda_k"], shapes["lambda_k"]) == (0.1, 0.01)  # the shapes were measured with 0.01
-    assert {**shapes, "lambda_k": 0.1, "pack": 2, "ema_decay": 0.999} == digits
+    digits, shapes = parse_args([]), parse_args(["data=shapes"])
+    assert (digits.model_hparams["lambda_k"], shapes.model_hparams["lambda_k"]) == (0.1, 0.01)  # measured with 0.01
+    assert {**shapes.model_hparams, "lambda_k": 0.1, "pack": 2} == digits.model_hparams
+    assert (shapes.ema_decay, shapes.lr_anneal) == (0.0, 0.5)
     assert parse_args(["data=shapes", "model.h=16", "model.z_dim=16"]).model_hparams["h"] == 16
     out = tmp_path / "shapes"
     assert main([a if a != "data=digits" else "data=shapes" for a in _args("began", out, steps=3)]) == 0

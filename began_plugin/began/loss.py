@@ -32,21 +32,6 @@ def reconstruction_loss(v: torch.Tensor, reconstruction: torch.Tensor, eta: int 
     return diff.mean() if eta == 1 else diff.square().mean()
 
 
-def pulling_away(codes: torch.Tensor) -> torch.Tensor:
-    """EBGAN's repelling regulariser (Zhao, Mathieu, LeCun, ICLR 2017, arXiv 1609.03126, eq. 7).
-
-    f_PT(S) = 1 / (N (N - 1)) * sum_{i != j} (S_i . S_j / (|S_i| |S_j|))^2 over the N rows of ``codes``
-    (the auto-encoder's embeddings of a batch of generated images): the mean squared cosine similarity
-    of every pair of distinct rows.  0 when the rows are pairwise orthogonal, 1 when they are parallel.
-    """
-    n = codes.shape[0]
-    if n < 2:
-        raise ValueError(f"the pulling-away term compares pairs of samples, so it needs a batch of at least 2, got {n}.")
-    unit = codes / codes.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    cosine = unit @ unit.t()
-    return (cosine.square().sum() - cosine.diagonal().square().sum()) / (n * (n - 1))
-
-
 def discriminator_objective(loss_real: torch.Tensor, loss_fake: torch.Tensor, k: Scalar) -> torch.Tensor:
     """L_D = L(x) - k_t * L(G(z_D)) (eq. 4)."""
     return loss_real - k * loss_fake

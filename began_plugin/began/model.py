@@ -12,18 +12,19 @@ the initial 8x8 decoder tensor, up-sampled, is concatenated to every block's inp
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Any, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from began_plugin.began.controller import EquilibriumController, LinearAnneal, PlateauRule
-from began_plugin.began.loss import BEGANLoss, pulling_away
-from began_plugin.interface import GANModel, LossOutput
+from began_plugin.began.controller import EquilibriumController, PlateauRule
+from began_plugin.began.loss import BEGANLoss
+from began_plugin.began.variants import check_pack, latent_constraint, pack_images, pulling_away, variant_notes
+from began_plugin.interface import CollapseSign, GANModel, LossOutput
 
 
 def _scales(image_size: int) -> int:
@@ -118,12 +119,59 @@ def init_weights_(module: nn.Module, kind: str) -> None:
             nn.init.zeros_(m.bias)
 
 
+#: BEGAN on a small dataset: a narrower network that trains in minutes on a CPU, γ=1.0 and a faster
+#: controller (with the paper's γ=0.5 k_t stays pinned at 0 there), a small embedding h (the setting that
+#: mattered most) and BEGAN-CS.  docs/settings.md holds the measurements behind each choice.
+_SMALL = {"model.n": 16, "model.h": 8, "model.z_dim": 8, "model.gamma": 1.0, "model.lambda_k": 0.01, "model.lr": 3e-4,
+          "model.latent_constraint": 0.1, "lr_anneal": 0.5}
+
+#: Per-dataset presets (``dataset_defaults``): ``key=value`` arguments put before the user's.
+PRESETS: dict[str, dict[str, Any]] = {
+    # The embedded digits: the small BEGAN with λ_k=0.1, PacGAN pairs and samples from the host's average of G.
+    "digits": {**_SMALL, "model.lambda_k": 0.1, "model.pack": 2, "ema_decay": 0.999},
+    # The generated shapes: the small BEGAN (it collapses on them with every setting tried; docs/settings.md).
+    "shapes": _SMALL,
+}
+
+#: BEGAN's signs of collapse (``equilibrium_signs``).  At k_t = 0 the discriminator's loss is L(x) alone and
+#: nothing pushes generated images away; 300 steps is 0.3 of a k_t unit at λ_k = 0.001, so a healthy run's
+#: k_t leaves 0 long before.  L(G(z)) far below γ·L(x): D reconstructs the fakes much better than real images.
+K_PINNED_STEPS = 300
+K_ZERO = 1e-6  # k_t is clipped to exactly 0; this only absorbs float dust
+IMBALANCE_RATIO = 0.5
+IMBALANCE_STEPS = 300
+
+
+def equilibrium_signs(gamma: float) -> list[CollapseSign]:
+    """BEGAN's signs of collapse: k_t pinned at 0, and L(G(z)) far below gamma * L(x) (see the constants above)."""
+    return [
+        CollapseSign(
+            "k_pinned", K_PINNED_STEPS, lambda row: row["k"] <= K_ZERO,
+            lambda row, since: (
+                f"BEGAN's k_t has stayed at 0 since step {since}, so the discriminator no longer pushes generated "
+                "images away (L_D = L(x)). Try raising model.gamma (e.g. 0.7), lowering model.lr (e.g. 5e-5) or "
+                "raising model.lambda_k, and look at the sample grids."),
+        ),
+        CollapseSign(
+            "fake_loss_low", IMBALANCE_STEPS,
+            lambda row: row["loss_fake"] < IMBALANCE_RATIO * gamma * row["loss_real"],
+            lambda row, since: (
+                f"L(G(z)) (loss_fake {row['loss_fake']:.4g}) has stayed below {IMBALANCE_RATIO} x gamma x L(x) "
+                f"({IMBALANCE_RATIO * gamma * row['loss_real']:.4g}) since step {since}: the discriminator "
+                "reconstructs the generated images far better than real ones, as it does when they are few and "
+                "simple. Try raising model.gamma, raising model.lambda_k or lowering model.lr, and look at the "
+                "sample grids."),
+        ),
+    ]
+
+
 class BEGAN(GANModel):
     """Boundary Equilibrium GAN (Berthelot, Schumm, Metz 2017).
 
     Both players are updated from losses evaluated at the same parameters (the paper's
     simultaneous update, eq. 4): ``losses(real)`` evaluates both before either optimizer
-    steps; the host back-propagates ``L_D`` into D and ``L_G`` into G.
+    steps; the host back-propagates ``L_D`` into D and ``L_G`` into G.  The options that are
+    not the paper's are named variants (``began_plugin.began.variants``), all off by default.
     """
 
     @dataclass
@@ -137,42 +185,22 @@ class BEGAN(GANModel):
         eta: int = 1  # 1: L1 reconstruction (paper), 2: L2
         skip: bool = False  # the paper's skip connections
         lr: float = 1e-4
-        # Not in the paper: the discriminator's own learning rate, the two time-scale update rule (TTUR;
-        # Heusel et al., NeurIPS 2017, arXiv 1706.08500, who also trained BEGAN with it).  0 (default) uses lr.
-        lr_d: float = 0.0
         beta1: float = 0.5  # the paper gives no betas; the authors' public code uses (0.5, 0.999)
         beta2: float = 0.999
         lr_decay: bool = True  # halve lr when M_global stalls (§4.1)
         lr_decay_window: int = 1000  # steps averaged per M_global measurement
         lr_decay_patience: int = 3  # windows without improvement before halving
         init: str = "xavier"  # xavier | kaiming | pytorch (see init_weights_)
-        # Not in the paper: from step lr_anneal_start the learning rate falls linearly to 0 at step
-        # lr_anneal_end (times the plateau rule's scale); lr_anneal_end=0 (default) turns it off and start is ignored.
-        lr_anneal_start: int = 0
-        lr_anneal_end: int = 0
-        # BEGAN-CS (Chang, Chen, Hsu, ECCV 2018, arXiv 1808.07258): adds alpha * mean|Enc(G(z_D)) - z_D| to
-        # L_D, so the discriminator's embedding of a fake must recover its z (needs h == z_dim).  Not the
-        # paper's algorithm: 0 (default) is plain BEGAN; the BEGAN-CS authors use alpha = 0.1.
-        latent_constraint: float = 0.0
-        # Not in the paper: EBGAN's pulling-away term (Zhao, Mathieu, LeCun, ICLR 2017, arXiv 1609.03126) adds
-        # pull_away * f_PT(Enc(G(z_G))) to L_G, the mean squared cosine similarity of the discriminator's
-        # embeddings of the batch's generated images, a repelling regulariser against mode collapse.  0
-        # (default) is plain BEGAN; EBGAN's authors use 0.1.  k_t and M_global do not see it.
-        pull_away: float = 0.0
-        # Not in the paper: PacGAN packing (Lin, Khetan, Fanti, Oh, NeurIPS 2018, arXiv 1712.04086).  The
-        # discriminator auto-encodes packs of `pack` images of the same kind (all real or all generated)
-        # stacked along the channels, so L(v) is measured on packs; the batch size must be a multiple of it.
-        # 1 (default) is plain BEGAN; PacGAN's authors use 2 to 4.  h stays the embedding size per image: a
-        # pack's embedding has pack * h numbers (with BEGAN-CS, its images' z's, concatenated).
-        pack: int = 1
-        # Not in the paper: sample from an exponential moving average of G's weights (Yazıcı et al., ICLR 2019,
-        # arXiv 1806.04498), updated after every step with decay min(ema_decay, (1+t)/(10+t)); training is
-        # unchanged (G and D never see the average).  0 (default) samples from G itself.
-        ema_decay: float = 0.0
+        # Named variants, not the paper's algorithm (began_plugin.began.variants); the values turn them off.
+        latent_constraint: float = 0.0  # BEGAN-CS: alpha (its authors: 0.1); needs h == z_dim
+        pack: int = 1  # PacGAN: images per pack (its authors: 2 to 4); h stays the embedding per image
+        pull_away: float = 0.0  # EBGAN's pulling-away term on L_G (its authors: 0.1)
+        lr_d: float = 0.0  # TTUR: the discriminator's own rate; 0 gives it lr
 
     supported_image_sizes = (32, 64, 128, 256)
     n_critic = 1
     simultaneous = True
+    curves = {"k": "k_t", "M_global": "M_global (convergence measure)"}
 
     def __init__(self, image_size: int = 64, channels: int = 3, **hparams) -> None:
         super().__init__(image_size, channels, **hparams)
@@ -191,8 +219,6 @@ class BEGAN(GANModel):
                 f"BEGAN lr_d={hp.lr_d} must be >= 0: 0 gives the discriminator lr={hp.lr} as the paper does, "
                 f"a positive value is its own rate (e.g. lr_d={2 * hp.lr:g} for a two time-scale update)."
             )
-        if not 0.0 <= hp.ema_decay < 1.0:
-            raise ValueError(f"BEGAN ema_decay={hp.ema_decay} must be in [0, 1) (0 turns the average off; e.g. 0.999).")
         if hp.latent_constraint > 0 and hp.h != hp.z_dim:
             raise ValueError(
                 f"BEGAN-CS (latent_constraint={hp.latent_constraint}) compares the discriminator's embedding with z, "
@@ -203,38 +229,33 @@ class BEGAN(GANModel):
         self.discriminator = AutoencoderDiscriminator(image_size, channels * hp.pack, hp.n, hp.h * hp.pack, hp.skip)
         init_weights_(self.generator, hp.init)
         init_weights_(self.discriminator, hp.init)
-        self.generator_ema: nn.Module | None = None
-        if hp.ema_decay > 0:  # the average starts as G's initial weights; it has no gradient and no optimizer
-            self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
-            self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
-        self.sample_from_average = True  # generate() uses generator_ema when there is one
         self.loss = BEGANLoss(gamma=hp.gamma, eta=hp.eta)
         self.controller = EquilibriumController(hp.gamma, hp.lambda_k, hp.k_init)
         self.lr_rule = PlateauRule(hp.lr_decay_window, hp.lr_decay_patience) if hp.lr_decay else None
-        self.lr_anneal = LinearAnneal(hp.lr_anneal_start, hp.lr_anneal_end) if hp.lr_anneal_end > 0 else None
-        self._lr_scales: list[float] | None = None  # host-side [plateau scale, anneal factor]
 
-    def _load_from_state_dict(self, *args, **kwargs):
-        self._lr_scales = None  # re-read from the restored plateau rule and anneal on the next step
-        super()._load_from_state_dict(*args, **kwargs)
+    # -- optional hooks of the contract ------------------------------------------------------
+    @classmethod
+    def dataset_defaults(cls, dataset: str) -> dict[str, Any]:
+        return dict(PRESETS.get(dataset, {}))
 
+    @classmethod
+    def option_notes(cls, hparams: Mapping[str, Any]) -> dict[str, str]:
+        return variant_notes({f.name: getattr(cls.Hparams, f.name) for f in dataclasses.fields(cls.Hparams)} | dict(hparams))
+
+    @classmethod
+    def check_batch_size(cls, hparams: Mapping[str, Any], batch_size: int) -> None:
+        check_pack(int(hparams.get("pack", 1)), batch_size)
+
+    def collapse_signs(self) -> list[CollapseSign]:
+        return equilibrium_signs(self.hparams.gamma)
+
+    def progress_keys(self) -> tuple[str, ...]:
+        return ("k", "M_global")
+
+    # -- the contract ------------------------------------------------------------------------
     def sample_z(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         z = torch.rand(n, self.hparams.z_dim, generator=generator, device=generator.device if generator else self.device)
         return (z * 2 - 1).to(self.device)
-
-    def generate(self, z: torch.Tensor) -> torch.Tensor:
-        net = self.generator_ema if (self.generator_ema is not None and self.sample_from_average) else self.generator
-        return net(z).clamp(-1.0, 1.0)
-
-    @torch.no_grad()
-    def _update_average(self) -> None:
-        # decay as a 0-dim tensor: no host-device synchronisation per step
-        t = self.ema_updates.to(torch.float64)
-        decay = torch.clamp((1.0 + t) / (10.0 + t), max=self.hparams.ema_decay).float()
-        average, current = list(self.generator_ema.parameters()), list(self.generator.parameters())
-        torch._foreach_mul_(average, decay)
-        torch._foreach_add_(average, torch._foreach_mul(current, 1.0 - decay))
-        self.ema_updates += 1
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         hp = self.hparams
@@ -252,17 +273,8 @@ class BEGAN(GANModel):
         return self.controller.k_t.to(like.dtype)
 
     def pack_images(self, images: torch.Tensor) -> torch.Tensor:
-        """PacGAN packing: N x C x H x W -> N/pack x (pack C) x H x W, images i*pack ... i*pack+pack-1 stacked."""
-        m = self.hparams.pack
-        if m == 1:
-            return images
-        n, c, height, width = images.shape
-        if n % m:
-            raise ValueError(
-                f"BEGAN pack={m} groups the batch into packs of {m} images, but the batch has {n}; "
-                f"use a batch_size that is a multiple of {m}."
-            )
-        return images.reshape(n // m, m * c, height, width)
+        """PacGAN packing with this model's ``pack`` (identity for pack=1)."""
+        return pack_images(images, self.hparams.pack)
 
     def losses(self, real: torch.Tensor) -> tuple[LossOutput, LossOutput]:
         b = real.shape[0]
@@ -281,11 +293,11 @@ class BEGAN(GANModel):
         code_g = self.discriminator.encoder(fake_g)
         recon_g = self.discriminator.decoder(code_g)
         loss_d, loss_g, logs = self.loss(real, recon_d[:p], fake_d, recon_d[p:], fake_g, recon_g, self._k(real))
-        if self.hparams.latent_constraint > 0:  # BEGAN-CS: only D's loss changes; k_t and M_global do not see it
-            constraint = (code_d[p:] - z[:b].reshape(p, -1)).abs().mean()
+        if self.hparams.latent_constraint > 0:  # BEGAN-CS: only D's loss changes
+            constraint = latent_constraint(code_d[p:], z[:b])
             loss_d = loss_d + self.hparams.latent_constraint * constraint
             logs["latent_constraint"] = constraint.detach()
-        if self.hparams.pull_away > 0:  # EBGAN-PT: only G's loss changes; k_t and M_global do not see it
+        if self.hparams.pull_away > 0:  # EBGAN-PT: only G's loss changes
             repel = pulling_away(code_g)
             loss_g = loss_g + self.hparams.pull_away * repel
             logs["pull_away"] = repel.detach()
@@ -302,25 +314,9 @@ class BEGAN(GANModel):
         self, logs: Mapping[str, torch.Tensor], optimizers: Mapping[str, torch.optim.Optimizer]
     ) -> None:
         self.controller.step_(logs["loss_real"], logs["loss_fake"])
-        if self.generator_ema is not None:
-            self._update_average()
-        if self._lr_scales is None:  # first step, or after a resume: read the restored state once
-            plateau = float(self.lr_rule.scale) if self.lr_rule is not None else 1.0
-            anneal = self.lr_anneal.factor(int(self.lr_anneal.step)) if self.lr_anneal is not None else 1.0
-            self._lr_scales = [plateau, anneal]
-        changed = False
         if self.lr_rule is not None:
             scale = self.lr_rule.observe(logs["M_global"])
-            if scale is not None:
-                self._lr_scales[0], changed = scale, True
-        if self.lr_anneal is not None:
-            factor = self.lr_anneal.advance()
-            if factor is not None:
-                self._lr_scales[1], changed = factor, True
-        if changed:
-            for name, opt in optimizers.items():
-                for group in opt.param_groups:
-                    group["lr"] = self._base_lr(name) * self._lr_scales[0] * self._lr_scales[1]
-
-    def progress_keys(self) -> tuple[str, ...]:
-        return ("k", "M_global")
+            if scale is not None:  # a window ended: the rate is the base rate times the plateau scale
+                for name, opt in optimizers.items():
+                    for group in opt.param_groups:
+                        group["lr"] = self._base_lr(name) * scale

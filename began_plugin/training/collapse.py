@@ -4,14 +4,8 @@
 device synchronisation) and the fixed-z sample grids (already drawn and copied to the CPU at sample
 steps), and warns once per condition, naming the step and what to try:
 
-* ``k_pinned`` (BEGAN): k_t has stayed at 0 for ``K_PINNED_STEPS`` = 300 steps of logged rows. At k_t = 0
-  the discriminator's loss is L(x) alone, nothing pushes generated images away, and the README's
-  default run collapses exactly this way. 300 steps is 0.3 of a k_t unit at lambda_k = 0.001: a
-  healthy run's k_t leaves 0 long before.
-* ``fake_loss_low`` (BEGAN): L(G(z)) (``loss_fake``) has stayed below ``IMBALANCE_RATIO`` = 0.5 of
-  gamma * L(x) (``loss_real``) for ``IMBALANCE_STEPS`` = 300 steps: the discriminator reconstructs the
-  generated images much better than the real ones, which happens when they are few and simple; the
-  equilibrium gamma * L(x) = L(G(z)) is far off.
+* the model's own signs (its optional ``collapse_signs`` hook, see ``began_plugin.interface``): a
+  condition on logged rows that has held for the sign's number of steps;
 * ``low_diversity`` (any model): the mean pairwise L1 distance between the images of the fixed-z
   sample grid (:func:`sample_diversity`) is below ``DIVERSITY_RATIO`` = 0.25 of the same measure on a
   fixed batch of real images at ``DIVERSITY_GRIDS`` = 2 sample grids in a row. Identical images give
@@ -26,27 +20,22 @@ fresh monitor.
 
 from __future__ import annotations
 
-import math
 import warnings
+from collections.abc import Sequence
 from typing import Any, Optional
 
 import torch
+
+from began_plugin.interface import CollapseSign, optional_hook
 
 __all__ = [
     "CollapseMonitor",
     "CollapseWarning",
     "DIVERSITY_GRIDS",
     "DIVERSITY_RATIO",
-    "IMBALANCE_RATIO",
-    "IMBALANCE_STEPS",
-    "K_PINNED_STEPS",
     "sample_diversity",
 ]
 
-K_PINNED_STEPS = 300
-K_ZERO = 1e-6  # k_t is clipped to exactly 0; this only absorbs float dust
-IMBALANCE_RATIO = 0.5
-IMBALANCE_STEPS = 300
 DIVERSITY_RATIO = 0.25
 DIVERSITY_GRIDS = 2
 
@@ -69,27 +58,25 @@ def sample_diversity(images: torch.Tensor) -> Optional[float]:
 class CollapseMonitor:
     """Feed it each logged row (:meth:`observe_log`) and each sample grid (:meth:`observe_samples`)."""
 
-    def __init__(self, *, gamma: Optional[float] = None, real_images: Optional[torch.Tensor] = None,
+    def __init__(self, *, signs: Sequence[CollapseSign] = (), real_images: Optional[torch.Tensor] = None,
                  enabled: bool = True) -> None:
-        self.gamma = gamma
+        self.signs = tuple(signs)
         self.enabled = enabled
         self.real_diversity = sample_diversity(real_images) if (enabled and real_images is not None) else None
         self.warned: dict[str, int] = {}  # condition -> step it was reported at
-        self._k_zero_since: Optional[int] = None
-        self._low_fake_since: Optional[int] = None
+        self._since: dict[str, int] = {}  # sign -> first step of its current streak
         self._low_grids = 0
         self._pending: dict[str, Any] = {}
 
     @classmethod
     def for_run(cls, model, dataset, num_samples: int, enabled: bool = True) -> "CollapseMonitor":
-        """A monitor for ``model`` (BEGAN's gamma read from its hparams) with the first images of ``dataset`` as reference."""
-        gamma = getattr(getattr(model, "hparams", None), "gamma", None)
+        """A monitor with ``model``'s own collapse signs and the first images of ``dataset`` as reference."""
         real = None
         n = min(num_samples, len(dataset))
         if enabled and n >= 2:
             images = getattr(dataset, "images", None)
             real = images[:n] if images is not None else torch.stack([dataset[i] for i in range(n)])
-        return cls(gamma=gamma, real_images=real, enabled=enabled)
+        return cls(signs=optional_hook(model, "collapse_signs")(), real_images=real, enabled=enabled)
 
     def _warn(self, condition: str, step: int, message: str) -> None:
         if condition in self.warned:
@@ -102,30 +89,17 @@ class CollapseMonitor:
         if not self.enabled:
             return {}
         step = int(row["step"])
-        k = row.get("k")
-        if k is not None and math.isfinite(k):
-            if k <= K_ZERO:
-                self._k_zero_since = step if self._k_zero_since is None else self._k_zero_since
-                if step - self._k_zero_since >= K_PINNED_STEPS:
-                    self._warn("k_pinned", step, (
-                        f"BEGAN's k_t has stayed at 0 since step {self._k_zero_since}, so the discriminator no longer "
-                        "pushes generated images away (L_D = L(x)). Try raising model.gamma (e.g. 0.7), lowering "
-                        "model.lr (e.g. 5e-5) or raising model.lambda_k, and look at the sample grids."))
-            else:
-                self._k_zero_since = None
-        real, fake = row.get("loss_real"), row.get("loss_fake")
-        if self.gamma is not None and real is not None and fake is not None:
-            if fake < IMBALANCE_RATIO * self.gamma * real:
-                self._low_fake_since = step if self._low_fake_since is None else self._low_fake_since
-                if step - self._low_fake_since >= IMBALANCE_STEPS:
-                    self._warn("fake_loss_low", step, (
-                        f"L(G(z)) (loss_fake {fake:.4g}) has stayed below {IMBALANCE_RATIO} x gamma x L(x) "
-                        f"({IMBALANCE_RATIO * self.gamma * real:.4g}) since step {self._low_fake_since}: the "
-                        "discriminator reconstructs the generated images far better than real ones, as it does when "
-                        "they are few and simple. Try raising model.gamma, raising model.lambda_k or lowering "
-                        "model.lr, and look at the sample grids."))
-            else:
-                self._low_fake_since = None
+        for sign in self.signs:
+            try:
+                holds = sign.holds(row)
+            except (KeyError, TypeError):  # the row lacks a value the sign reads: nothing to judge
+                continue
+            if not holds:
+                self._since.pop(sign.name, None)
+                continue
+            since = self._since.setdefault(sign.name, step)
+            if step - since >= sign.steps:
+                self._warn(sign.name, step, sign.advice(row, since))
         extra, self._pending = self._pending, {}
         if extra.get("sample_diversity_step") == step:
             del extra["sample_diversity_step"]
@@ -148,7 +122,6 @@ class CollapseMonitor:
                     f"the fixed-z sample grid's diversity (mean pairwise L1 {value:.4f}) is {ratio:.2f} x that of "
                     f"real images ({self.real_diversity:.4f}), below {DIVERSITY_RATIO} x at {self._low_grids} grids "
                     "in a row: the generator draws nearly the same image for every z. Try a lower learning rate "
-                    "(model.lr), for BEGAN a higher model.gamma, a smaller embedding model.h with model.z_dim (on the "
-                    "digits h=z=8 covers far more classes than 32) or BEGAN-CS (model.latent_constraint=0.1 "
-                    "with model.h equal to model.z_dim), or another seed; the samples/ grids show it."))
+                    "(model.lr), the model's own options against collapse (gan-train --list-models shows them), "
+                    "or another seed; the samples/ grids show it."))
         return value

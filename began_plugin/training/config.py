@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from began_plugin.data import DATASETS
+from began_plugin.interface import optional_hook
 
 
 class ConfigError(ValueError):
@@ -38,8 +39,8 @@ class TrainConfig:
     model: str = "began"  # a name registered under gan_trainer.models
     data: DataConfig = field(default_factory=DataConfig)
     steps: int = 2000  # generator steps
-    # The run length that step-relative preset settings (BEGAN's rate anneal on the digits) plan for;
-    # None: `steps`.  Set it to the final step count when training in parts with resume=true.
+    # The run length that step-relative settings (lr_anneal) plan for; None: `steps`.  Set it to the
+    # final step count when training in parts with resume=true.
     schedule_steps: Optional[int] = None
     batch_size: int = 32  # per process
     image_size: int = 32
@@ -54,49 +55,11 @@ class TrainConfig:
     precision: str = "fp32"  # fp32 | bf16 (autocast)
     compile: bool = False  # torch.compile the generator and discriminator
     channels_last: bool = False
+    # Host features for every model (training/ema.py, training/lr_schedule.py); not in any model's paper.
+    ema_decay: float = 0.0  # samples from a moving average of G's weights with this decay; 0: from G
+    lr_anneal: float = 0.0  # every rate falls linearly to 0 over this last fraction of the run; 0: off
     model_hparams: dict[str, Any] = field(default_factory=dict)  # filled from model.KEY=VALUE
 
-
-def _span(cfg: "TrainConfig") -> int:
-    return cfg.schedule_steps or cfg.steps
-
-
-_SMALL_BEGAN = {"n": 16, "h": 8, "z_dim": 8, "gamma": 1.0, "lambda_k": 0.01, "lr": 3e-4, "latent_constraint": 0.1,
-                "lr_anneal_start": lambda cfg: _span(cfg) // 2, "lr_anneal_end": _span}
-#: The digits' preset: the small BEGAN with a faster k_t controller, PacGAN packing in pairs and samples from a
-#: moving average of G's weights (the measurements behind each are in the PRESETS comment below).
-_DIGITS_BEGAN = {**_SMALL_BEGAN, "lambda_k": 0.1, "pack": 2, "ema_decay": 0.999}
-
-#: Per-dataset model defaults that differ from the paper's CelebA settings (see README).  A value
-#: may be a function of the trainer's configuration (the anneal below follows ``steps``).
-PRESETS: dict[tuple[str, str], dict[str, Any]] = {
-    # The embedded 8x8 digits upsampled to 32 px: a narrower BEGAN trains in minutes on a CPU.
-    # γ=1.0 with λ_k=0.01 keeps k_t off 0 (the paper's γ=0.5 pins it there).  The embedding size is
-    # the setting that mattered most: with h=z=32 the samples drift onto dark, thin strokes (1-4
-    # classes), with h=z=8 k_t rises to 0.25-0.3 within 1,000 steps (0.015-0.045 with 32) and the
-    # samples spread over 9-10 classes by then.  BEGAN-CS's latent constraint (Chang et al. 2018,
-    # alpha 0.1 as its authors; NOT the paper's algorithm, model.latent_constraint=0 turns it off)
-    # kept the classes steadier than the same settings without it.  At a constant rate the classes
-    # still came and went (5-9 at step 2,000 over three seeds), so the rate falls linearly to 0 over
-    # the second half of the run (not in the paper either; model.lr_anneal_end=0 turns it off).
-    # The controller gain λ_k = 0.1 (the paper: 0.001): with 0.01 one or two classes were left out on
-    # two seeds of three (9, 9, 8 classes), with 0.1 on one (9, 10, 10).  PacGAN packing (Lin et al.
-    # 2018; NOT the paper's algorithm either, model.pack=1 turns it off): D auto-encodes pairs of images;
-    # over six seeds 9, 10, 10, 10, 10, 8 classes (mean 9.5) against 9, 10, 10, 9, 8, 8 (9.0) without,
-    # with a flatter class histogram, and each step is cheaper (D sees half as many inputs).  Samples come from
-    # a moving average of G's weights (Yazici et al. 2019; training is unchanged, model.ema_decay=0 samples from G):
-    # on the same six seeds 10, 10, 10, 10, 10, 8 classes (9.67), the 7s of seed 0 recovered by a thin margin.
-    # benchmarks/began_settings.md holds the measurements behind each choice.
-    ("began", "digits"): _DIGITS_BEGAN,
-    ("dcgan", "digits"): {"width": 32},
-    ("wgan_gp", "digits"): {"width": 32},
-    # The generated shapes (32 px, 8 classes): the digits settings as they were before λ_k = 0.1.  BEGAN
-    # collapses on them with these and with every other setting tried (benchmarks/began_settings.md,
-    # "A second dataset"): a known limitation, kept so that data=shapes trains the same small network.
-    ("began", "shapes"): _SMALL_BEGAN,
-    ("dcgan", "shapes"): {"width": 32},
-    ("wgan_gp", "shapes"): {"width": 32},
-}
 
 POSITIVE = ("steps", "batch_size", "image_size", "log_every", "sample_every", "checkpoint_every", "num_samples")
 CHOICES = {"precision": ("fp32", "bf16")}
@@ -148,12 +111,31 @@ def model_hparams(model_cls, overrides: list[str] | dict[str, Any]) -> dict[str,
     return OmegaConf.to_container(merged)
 
 
+def _preset_args(model_cls, dataset: str) -> list[str]:
+    """The model's preset for ``dataset`` as ``key=value`` arguments (they come before the user's)."""
+    preset = optional_hook(model_cls, "dataset_defaults")(dataset)
+    args = [f"{k}={v}" for k, v in preset.items()]
+    refused = [a for a in args if a.split("=", 1)[0] in ("model", "data", "data.name")]
+    if refused:
+        raise ConfigError(f"the {dataset!r} preset of {model_cls.__name__} sets {refused[0]!r}, which picks what the preset is for; "
+                          f"remove it from the model's dataset_defaults.")
+    return args
+
+
 def parse_args(args: list[str]) -> TrainConfig:
-    """Build the resolved configuration from ``key=value`` arguments (model hparams included)."""
+    """Build the resolved configuration from ``key=value`` arguments (model hparams included).
+
+    The model's preset for the dataset (its ``dataset_defaults`` hook) comes first; the user's arguments win.
+    """
     from began_plugin.registry import load_model
 
     top, model_args = _split(args)
-    cfg = OmegaConf.to_object(_merge(OmegaConf.structured(TrainConfig), top, "trainer"))
+    chosen = OmegaConf.to_object(_merge(OmegaConf.structured(TrainConfig), top, "trainer"))
+    if chosen.data.name not in DATASETS:
+        raise ConfigError(f"unknown dataset data={chosen.data.name!r}{_nearest(chosen.data.name, DATASETS)}; expected one of {list(DATASETS)}.")
+    model_cls = load_model(chosen.model)
+    preset_top, preset_model = _split(_preset_args(model_cls, chosen.data.name))
+    cfg = OmegaConf.to_object(_merge(OmegaConf.structured(TrainConfig), preset_top + top, "trainer"))
     for key in POSITIVE:
         value = getattr(cfg, key)
         if value <= 0:
@@ -166,54 +148,64 @@ def parse_args(args: list[str]) -> TrainConfig:
     for key, allowed in CHOICES.items():
         if getattr(cfg, key) not in allowed:
             raise ConfigError(f"{key}={getattr(cfg, key)!r} is not one of {list(allowed)}; pick one of them.")
-    if cfg.data.name not in DATASETS:
-        raise ConfigError(f"unknown dataset data={cfg.data.name!r}{_nearest(cfg.data.name, DATASETS)}; expected one of {list(DATASETS)}.")
-    model_cls = load_model(cfg.model)
-    preset = {k: v(cfg) if callable(v) else v for k, v in PRESETS.get((cfg.model, cfg.data.name), {}).items()}
-    cfg.model_hparams = model_hparams(model_cls, [f"{k}={v}" for k, v in preset.items()] + model_args)
+    if not 0.0 <= cfg.ema_decay < 1.0:
+        raise ConfigError(f"ema_decay={cfg.ema_decay} must be in [0, 1): 0 samples from G itself, e.g. 0.999 from a moving average.")
+    if not 0.0 <= cfg.lr_anneal <= 1.0:
+        raise ConfigError(f"lr_anneal={cfg.lr_anneal} must be in [0, 1], the fraction of the run over which the rate falls to 0; 0 turns it off.")
+    cfg.model_hparams = model_hparams(model_cls, preset_model + model_args)
     if cfg.image_size not in model_cls.supported_image_sizes:
         raise ConfigError(
             f"image_size={cfg.image_size} is not supported by model {cfg.model!r}; "
             f"expected one of {list(model_cls.supported_image_sizes)}."
         )
-    pack = cfg.model_hparams.get("pack", 1)
-    if pack > 1 and cfg.batch_size % pack:
-        raise ConfigError(
-            f"model.pack={pack} groups each batch into packs of {pack} images, but batch_size={cfg.batch_size} "
-            f"is not a multiple of it; pass e.g. batch_size={cfg.batch_size - cfg.batch_size % pack or pack}."
-        )
+    try:
+        optional_hook(model_cls, "check_batch_size")(cfg.model_hparams, cfg.batch_size)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     return cfg
 
 
-#: BEGAN options that are not the paper's algorithm: (key, value that turns it off, what the note says when on).
-_OPTION_NOTES = (
-    ("latent_constraint", 0, "latent_constraint > 0 is BEGAN-CS (Chang et al. 2018), not the paper's BEGAN: "
-                             "model.latent_constraint=0 gives the paper's algorithm"),
-    ("lr_anneal_end", 0, "the learning rate falls linearly to 0 from step {lr_anneal_start} to {lr_anneal_end} "
-                         "(not in the paper; model.lr_anneal_end=0 turns it off)"),
-    ("ema_decay", 0, "samples come from a moving average of G's weights (decay {ema_decay}; Yazici et al. 2019; "
-                     "not in the paper, training is unchanged; model.ema_decay=0 samples from G)"),
-    ("lr_d", 0, "the discriminator's learning rate is {lr_d} (two time-scale update, Heusel et al. 2017; "
-                "not in the paper; model.lr_d=0 gives D the generator's rate)"),
-    ("pull_away", 0, "L_G adds {pull_away} x EBGAN's pulling-away term (Zhao et al. 2017; not in the paper; "
-                     "model.pull_away=0 turns it off)"),
-    ("pack", 1, "the discriminator sees packs of {pack} images (PacGAN, Lin et al. 2018; not in the paper; "
-                "model.pack=1 turns it off)"),
-)
+def host_option_notes(cfg: TrainConfig) -> dict[str, str]:
+    """The host features a run has on, each with a one-line note (none is in any model's paper)."""
+    from began_plugin.training.ema import warmup_decay
+
+    notes = {}
+    if cfg.ema_decay > 0:
+        notes["ema"] = (f"samples come from a moving average of G's weights (decay {cfg.ema_decay}, warm-up "
+                        f"min(decay, (1+t)/(10+t)): {warmup_decay(cfg.ema_decay, (cfg.schedule_steps or cfg.steps) - 1):.4f} "
+                        f"at the last step; Yazici et al. 2019; training is unchanged; ema_decay=0 samples from G)")
+    if cfg.lr_anneal > 0:
+        notes["lr_anneal"] = (f"every learning rate falls linearly to 0 over the last {cfg.lr_anneal:g} of the run's "
+                              f"{cfg.schedule_steps or cfg.steps} steps (lr_anneal=0 turns it off)")
+    return notes
+
+
+def option_notes(cfg: TrainConfig) -> dict[str, str]:
+    """Every option of a run that is not its model's paper's algorithm: the model's, then the host's."""
+    from began_plugin.registry import load_model
+
+    notes = dict(optional_hook(load_model(cfg.model), "option_notes")(cfg.model_hparams))
+    notes.update(host_option_notes(cfg))
+    return notes
 
 
 def preset_note(cfg: TrainConfig) -> str | None:
-    """One line naming the per-dataset preset behind a run's hyper-parameters (None when there is none)."""
-    preset = PRESETS.get((cfg.model, cfg.data.name))
-    if not preset:
-        return None
-    values = " ".join(f"{k}={cfg.model_hparams.get(k, v)}" for k, v in preset.items())
-    note = f"preset {cfg.model}+{cfg.data.name}: {values} (override with model.KEY=VALUE)"
-    hp = cfg.model_hparams
-    for key, off, text in _OPTION_NOTES:
-        if hp.get(key, off) > off:
-            note += "; " + text.format(**hp)
-    return note
+    """One line naming the run's preset and every option that is not the paper's (None when there is neither)."""
+    from began_plugin.registry import load_model
+
+    preset = optional_hook(load_model(cfg.model), "dataset_defaults")(cfg.data.name)
+    parts = []
+    if preset:
+        values = " ".join(f"{k}={_current(cfg, k)}" for k in preset)
+        parts.append(f"preset {cfg.model}+{cfg.data.name}: {values} (override with KEY=VALUE)")
+    parts += option_notes(cfg).values()
+    return "; ".join(parts) or None
+
+
+def _current(cfg: TrainConfig, key: str) -> Any:
+    if key.startswith("model."):
+        return cfg.model_hparams.get(key[len("model."):])
+    return OmegaConf.select(OmegaConf.structured(cfg), key)
 
 
 def to_dict(cfg: TrainConfig) -> dict[str, Any]:

@@ -2,8 +2,8 @@
 
 Data flows one way: dataset -> ``BatchStream`` -> ``train_step`` (the model's losses,
 our backward and optimizer steps) -> logs, sample grids and checkpoints in the run
-directory.  Resuming restores the model (BEGAN's k_t included), the optimizers, the
-step, every random generator and the position in the data order, so on the CPU a
+directory.  Resuming restores the model (its controller state included), the optimizers, the
+host's moving average of G, the step, every random generator and the position in the data order, so on the CPU a
 resumed run ends with the same bits as an uninterrupted one.
 """
 
@@ -25,11 +25,14 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from began_plugin.data import build_dataset
+from began_plugin.interface import optional_hook
 from began_plugin.registry import create_model
 from began_plugin.training import distributed
 from began_plugin.training.checkpoint import CheckpointError, capture_rng, restore_rng, safe_load
 from began_plugin.training.collapse import CollapseMonitor
-from began_plugin.training.config import ConfigError, TrainConfig, to_dict
+from began_plugin.training.config import ConfigError, TrainConfig, option_notes, to_dict
+from began_plugin.training.ema import GeneratorAverage, generator_swapped
+from began_plugin.training.lr_schedule import LinearAnneal
 from began_plugin.training.run_directory import RunDirectory
 from began_plugin.training.step import train_step
 
@@ -138,15 +141,31 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
 
 
-def train(cfg: TrainConfig, progress: bool = True, argv: list[str] | None = None) -> TrainResult:
-    """Train ``cfg.model`` as ``cfg`` says; return where the run is and how far it got."""
+@dataclass
+class _Run:
+    """What ``train`` builds before its first step: every part of it can fail on bad input, none writes."""
+
+    cfg: TrainConfig
+    device: torch.device
+    group: distributed.ProcessGroup
+    model: torch.nn.Module
+    optimizers: dict[str, torch.optim.Optimizer]
+    stream: BatchStream
+    fixed_z: torch.Tensor
+    monitor: CollapseMonitor
+    directory: RunDirectory
+    record: dict[str, Any]
+    average: GeneratorAverage | None
+    anneal: LinearAnneal | None
+
+
+def _prepare(cfg: TrainConfig) -> _Run:
+    """Build the data, model, optimizers and host features, and check the run directory, writing nothing."""
     device = resolve_device(cfg.device)
     group = distributed.init_from_env(device)
     if group.active and device.type == "cuda":
         device = torch.device("cuda", group.local_rank)
         torch.cuda.set_device(device)
-
-    # Everything that can fail on bad input fails here, before the run directory is touched.
     dataset = build_dataset(cfg.data.name, cfg.data.root, cfg.image_size, split=cfg.data.split,
                             channels=cfg.data.channels, skip_bad_files=cfg.data.skip_bad_files)
     _seed_everything(cfg.seed)
@@ -155,136 +174,179 @@ def train(cfg: TrainConfig, progress: bool = True, argv: list[str] | None = None
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
     optimizers = model.configure_optimizers()
+    average = GeneratorAverage(model.generator, cfg.ema_decay) if cfg.ema_decay > 0 else None
+    anneal = LinearAnneal(cfg.schedule_steps or cfg.steps, cfg.lr_anneal) if cfg.lr_anneal > 0 else None
     stream = BatchStream(dataset, cfg.batch_size, cfg.seed, group, device, cfg.channels_last)
     fixed_z = model.sample_z(cfg.num_samples, generator=torch.Generator().manual_seed(_stream_seed(cfg.seed, 2)))
     monitor = CollapseMonitor.for_run(model, dataset, cfg.num_samples, enabled=group.is_main)
+    directory = RunDirectory(Path(cfg.out), write=group.is_main)
+    # The resolved facts a reader of the run needs and the configuration alone does not give.
+    record = {**to_dict(cfg), "world_size": group.world_size, "image_channels": dataset.channels,
+              "options_not_in_paper": option_notes(cfg)}
+    directory.check(record, resume=cfg.resume)
+    return _Run(cfg, device, group, model, optimizers, stream, fixed_z, monitor, directory, record, average, anneal)
 
-    run = RunDirectory(Path(cfg.out), write=group.is_main)
-    record = to_dict(cfg)
-    record["world_size"] = group.world_size
-    run.check(record, resume=cfg.resume)
-    if group.active:
+
+def _restore(run: _Run) -> tuple[int, dict[str, Any] | None]:
+    """The checkpoint's step and state applied to the model, optimizers, data order and average (0, None: fresh)."""
+    if not (run.cfg.resume and run.directory.checkpoint_path.exists()):
+        return 0, None
+    path = run.directory.checkpoint_path
+    # Read and applied before the first write, so a refused checkpoint leaves the directory as it was.
+    state = safe_load(path, map_location=run.device)
+    try:
+        run.model.load_state_dict(state["model"])
+        for name, opt in run.optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
+        if run.average is not None:
+            run.average.load_state_dict(state["generator_average"])
+        run.stream.position = int(state["data_position"])
+        return int(state["step"]), state
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(
+            f"checkpoint {path} does not fit model {run.cfg.model!r} as configured "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}); "
+            f"resume with the configuration that wrote it, or start a new run in another out= directory."
+        ) from None
+
+
+def _start(run: _Run, step: int, state: dict[str, Any] | None) -> None:
+    """Bring every process to the first step: the random streams, the log, the same weights everywhere."""
+    if state is not None:
+        restore_rng(state["rng"][run.group.rank])
+        run.directory.truncate_log(step)
+        return
+    if run.cfg.resume:
+        run.directory.truncate_log(0)  # killed before its first checkpoint: the log restarts with the run
+    if run.group.active:
+        distributed.broadcast_state(run.model)
+        if run.average is not None:
+            distributed.broadcast_state(run.average)
+    # Each process draws its own latents; the same on every run with this seed.
+    torch.manual_seed(_stream_seed(run.cfg.seed, 3, run.group.rank))
+
+
+def train(cfg: TrainConfig, progress: bool = True, argv: list[str] | None = None) -> TrainResult:
+    """Train ``cfg.model`` as ``cfg`` says; return where the run is and how far it got."""
+    run = _prepare(cfg)
+    if run.group.active:
         dist.barrier()  # every process has checked the directory before the main one writes to it
-    step, state = 0, None
-    if cfg.resume and run.checkpoint_path.exists():
-        # Read and applied before the first write, so a refused checkpoint leaves the directory as it was.
-        state = safe_load(run.checkpoint_path, map_location=device)
-        try:
-            model.load_state_dict(state["model"])
-            for name, opt in optimizers.items():
-                opt.load_state_dict(state["optimizers"][name])
-            step, stream.position = int(state["step"]), int(state["data_position"])
-        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
-            raise CheckpointError(
-                f"checkpoint {run.checkpoint_path} does not fit model {cfg.model!r} as configured "
-                f"({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}); "
-                f"resume with the configuration that wrote it, or start a new run in another out= directory."
-            ) from None
-    run.open(record, argv=argv)
+    step, state = _restore(run)
+    run.directory.open(run.record, argv=argv)
     writer = bar = None
     try:
-        if state is not None:
-            restore_rng(state["rng"][group.rank])
-            run.truncate_log(step)
-        else:
-            if cfg.resume:
-                run.truncate_log(0)  # killed before its first checkpoint: the log restarts with the run
-            if group.active:
-                distributed.broadcast_state(model)
-            # Each process draws its own latents; the same on every run with this seed.
-            torch.manual_seed(_stream_seed(cfg.seed, 3, group.rank))
+        _start(run, step, state)
         if cfg.compile:
-            model.generator.compile()
-            model.discriminator.compile()
-        sync_grads = distributed.average_gradients(group) if group.active else None
-        reduce_logs = distributed.average_logs(group) if group.active else None
-        autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if cfg.precision == "bf16" else contextlib.nullcontext
-
-        writer = run.tensorboard(purge_step=step + 1 if cfg.resume else None)
-        bar = tqdm(total=cfg.steps, initial=step, disable=not (progress and group.is_main), dynamic_ncols=True,
+            run.model.generator.compile()
+            run.model.discriminator.compile()
+        writer = run.directory.tensorboard(purge_step=step + 1 if cfg.resume else None)
+        bar = tqdm(total=cfg.steps, initial=step, disable=not (progress and run.group.is_main), dynamic_ncols=True,
                    desc=f"{cfg.model} {cfg.data.name}")
-        shown = tuple(getattr(model, "progress_keys", lambda: ())())
-        last: dict[str, float] = {}
-        tick, images = time.perf_counter(), 0
-        interrupted = False
-        saved = step if state is not None else None  # the step of the last checkpoint on disk
-        with _StopRequest() as stop:
-            while step < cfg.steps:
-                before = stream.position
-                logs = train_step(model, optimizers, stream.next, sync_grads, reduce_logs, autocast)
-                step += 1
-                images += (stream.position - before) * cfg.batch_size * group.world_size
-                bar.update(1)
-                stop_now = stop.signal is not None
-                log_now = step % cfg.log_every == 0 or step == cfg.steps or stop_now
-                sample_now = step % cfg.sample_every == 0 or step == cfg.steps or stop_now
-                checkpoint_now = step % cfg.checkpoint_every == 0 or step == cfg.steps or stop_now
-                if log_now or sample_now or checkpoint_now:  # never log, draw or save a diverged model
-                    last = {k: float(v) for k, v in logs.items()}
-                    bad = [k for k, v in last.items() if not np.isfinite(v)]
-                    if bad:
-                        good = f"{run.checkpoint_path} (step {saved})" if saved is not None else "none (none was written yet)"
-                        raise TrainingDiverged(
-                            f"model {cfg.model!r} produced a non-finite {', '.join(bad)} at step {step}; "
-                            f"the last good checkpoint is {good}, and resume=true would repeat the same steps, "
-                            f"so start a new run with a lower learning rate (e.g. model.lr=...)."
-                        )
-                if sample_now:  # before the log row, which carries the grid's sample_diversity
-                    # eval mode: a sample grid must not move batch-norm statistics
-                    model.eval()
-                    with torch.no_grad():
-                        grid = model.generate(fixed_z)
-                        run.save_samples(step, grid, writer)
-                        monitor.observe_samples(step, grid)
-                    model.train()
-                if log_now:
-                    now = time.perf_counter()
-                    row = {"step": step, **last, "images_per_s": images / max(now - tick, 1e-9)}
-                    for name, opt in optimizers.items():
-                        row[f"lr_{name}"] = opt.param_groups[0]["lr"]
-                    row.update(monitor.observe_log(row))  # collapse warnings (training/collapse.py)
-                    run.log(row, writer)
-                    tick, images = now, 0
-                    if shown:
-                        bar.set_postfix({k: f"{last[k]:.4f}" for k in shown if k in last})
-                if checkpoint_now:
-                    _checkpoint(run, model, optimizers, step, stream, group)
-                    saved = step
-                if stop_now:
-                    interrupted = True
-                    break
+        step, last, stopped = _steps(run, step, state is not None, writer, bar)
         bar.close()
         if writer is not None:
             writer.close()
-        if interrupted and group.is_main:
+        if stopped is not None and run.group.is_main:
             tqdm.write(
-                f"Stopped by signal {stop.signal} at step {step}; checkpoint written. "
+                f"Stopped by signal {stopped} at step {step}; checkpoint written. "
                 f"Resume with the same command plus resume=true.",
                 file=sys.stderr,
             )
-        return TrainResult(Path(cfg.out), step, interrupted, last, stop.signal if interrupted else None)
+        return TrainResult(Path(cfg.out), step, stopped is not None, last, stopped)
     finally:
         if bar is not None:
             bar.close()  # before an error message, never after it
         if writer is not None:
             writer.close()
-        run.close()
+        run.directory.close()
 
 
-def _checkpoint(run: RunDirectory, model, optimizers, step: int, stream: BatchStream, group) -> None:
+def _steps(run: _Run, step: int, resumed: bool, writer, bar) -> tuple[int, dict[str, float], int | None]:
+    """The training steps up to ``cfg.steps`` or a stop signal: (last step, last logged values, the signal)."""
+    cfg, model, optimizers, group = run.cfg, run.model, run.optimizers, run.group
+    sync_grads = distributed.average_gradients(group) if group.active else None
+    reduce_logs = distributed.average_logs(group) if group.active else None
+    autocast = (lambda: torch.autocast(run.device.type, dtype=torch.bfloat16)) if cfg.precision == "bf16" else contextlib.nullcontext
+    shown = tuple(optional_hook(model, "progress_keys")())
+    last: dict[str, float] = {}
+    tick, images = time.perf_counter(), 0
+    saved = step if resumed else None  # the step of the last checkpoint on disk
+    with _StopRequest() as stop:
+        while step < cfg.steps:
+            before = run.stream.position
+            lr_scale = run.anneal.factor(step + 1) if run.anneal is not None else None
+            logs = train_step(model, optimizers, run.stream.next, sync_grads, reduce_logs, autocast, lr_scale)
+            if run.average is not None:
+                logs["ema_decay_effective"] = torch.tensor(run.average.update(model.generator))
+            step += 1
+            images += (run.stream.position - before) * cfg.batch_size * group.world_size
+            bar.update(1)
+            stop_now = stop.signal is not None
+            log_now = step % cfg.log_every == 0 or step == cfg.steps or stop_now
+            sample_now = step % cfg.sample_every == 0 or step == cfg.steps or stop_now
+            checkpoint_now = step % cfg.checkpoint_every == 0 or step == cfg.steps or stop_now
+            if log_now or sample_now or checkpoint_now:  # never log, draw or save a diverged model
+                last = {k: float(v) for k, v in logs.items()}
+                _check_finite(cfg, last, step, run.directory, saved)
+            if sample_now:  # before the log row, which carries the grid's sample_diversity
+                _sample(run, step, writer)
+            if log_now:
+                now = time.perf_counter()
+                row = {"step": step, **last, "images_per_s": images / max(now - tick, 1e-9)}
+                for name, opt in optimizers.items():
+                    row[f"lr_{name}"] = opt.param_groups[0]["lr"]
+                row.update(run.monitor.observe_log(row))  # collapse warnings (training/collapse.py)
+                run.directory.log(row, writer)
+                tick, images = now, 0
+                if shown:
+                    bar.set_postfix({k: f"{last[k]:.4f}" for k in shown if k in last})
+            if checkpoint_now:
+                _checkpoint(run, step)
+                saved = step
+            if stop_now:
+                return step, last, stop.signal
+    return step, last, None
+
+
+def _check_finite(cfg: TrainConfig, last: dict[str, float], step: int, directory: RunDirectory, saved: int | None) -> None:
+    bad = [k for k, v in last.items() if not np.isfinite(v)]
+    if bad:
+        good = f"{directory.checkpoint_path} (step {saved})" if saved is not None else "none (none was written yet)"
+        raise TrainingDiverged(
+            f"model {cfg.model!r} produced a non-finite {', '.join(bad)} at step {step}; "
+            f"the last good checkpoint is {good}, and resume=true would repeat the same steps, "
+            f"so start a new run with a lower learning rate (e.g. model.lr=...)."
+        )
+
+
+def _sample(run: _Run, step: int, writer) -> None:
+    """The fixed-z grid, from the average of G when there is one; eval mode, so batch norm does not move."""
+    run.model.eval()
+    with torch.no_grad(), generator_swapped(run.model, run.average) as model:
+        grid = model.generate(run.fixed_z)
+        run.directory.save_samples(step, grid, writer)
+        run.monitor.observe_samples(step, grid)
+    run.model.train()
+
+
+def _checkpoint(run: _Run, step: int) -> None:
     rng = capture_rng()
+    group = run.group
     if group.active:
-        distributed.check_in_sync(model, group)
+        distributed.check_in_sync(run.model, group)
         gathered: list[Any] = [None] * group.world_size
         dist.all_gather_object(gathered, rng)
         rng_all = gathered
     else:
         rng_all = [rng]
     if group.is_main:
-        run.save_checkpoint({
-            "model": model.state_dict(),
-            "optimizers": {name: opt.state_dict() for name, opt in optimizers.items()},
+        state = {
+            "model": run.model.state_dict(),
+            "optimizers": {name: opt.state_dict() for name, opt in run.optimizers.items()},
             "step": step,
-            "data_position": stream.position,
+            "data_position": run.stream.position,
             "rng": rng_all,
-        })
+        }
+        if run.average is not None:
+            state["generator_average"] = run.average.state_dict()
+        run.directory.save_checkpoint(state)

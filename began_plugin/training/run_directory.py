@@ -30,6 +30,8 @@ from began_plugin.training.config import ConfigError
 
 #: Keys that may change between a run and its resumption.
 RESUMABLE_CHANGES = {"resume", "device", "steps", "schedule_steps", "data.num_workers", "log_every"}
+#: Keys derived from the others (the data's channel count, the notes on non-paper options): not compared.
+DERIVED = ("image_channels", "options_not_in_paper")
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -43,11 +45,15 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    a, b = _flatten(old), _flatten(new)
+    """``key: old -> new`` for each key that differs; a key an older version did not write counts as its default."""
+    from began_plugin.training.config import TrainConfig, to_dict
+
+    defaults = {k: v for k, v in _flatten(to_dict(TrainConfig())).items() if v != {}}
+    a, b = {**defaults, **_flatten(old)}, _flatten(new)
     return [
         f"{k}: {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}"
         for k in sorted(set(a) | set(b))
-        if k not in RESUMABLE_CHANGES and a.get(k) != b.get(k)
+        if k not in RESUMABLE_CHANGES and not k.startswith(DERIVED) and a.get(k) != b.get(k)
     ]
 
 

@@ -19,25 +19,29 @@ from began_plugin.training.checkpoint import CheckpointError, safe_load
 from began_plugin.training.config import ConfigError
 
 
-def load_run(run_dir: Path, device: str | torch.device = "cpu") -> torch.nn.Module:
-    """The trained model of a run directory, in eval mode."""
+def load_run(run_dir: Path, device: str | torch.device = "cpu", average: bool = True) -> torch.nn.Module:
+    """The trained model of a run directory, in eval mode.
+
+    When the run kept a moving average of G's weights (``ema_decay``), the model's generator carries the
+    average (``average=False``: G's own weights), so ``generate`` draws from it.
+    """
     run_dir = Path(run_dir)
     cfg_path = run_dir / "config.json"
     if not cfg_path.exists():
         raise ConfigError(f"run={str(run_dir)!r} holds no config.json; pass the out= directory of a gan-train run.")
     cfg = json.loads(cfg_path.read_text())
+    if "image_channels" not in cfg:
+        raise ConfigError(f"{cfg_path} records no image_channels (it was written by an older began-plugin); "
+                          f"add \"image_channels\": 1 or 3 to it, as the run's data has.")
     state = safe_load(run_dir / "checkpoints" / "latest.pt", map_location=device)
-    # A packing discriminator (BEGAN model.pack, PacGAN) sees pack x channels image planes.
-    channels = _channels(state["model"]) // int(cfg["model_hparams"].get("pack", 1))
-    model = create_model(cfg["model"], image_size=cfg["image_size"], channels=channels, **cfg["model_hparams"])
+    model = create_model(cfg["model"], image_size=cfg["image_size"], channels=int(cfg["image_channels"]),
+                         **cfg["model_hparams"])
     model.load_state_dict(state["model"])
+    if average and "generator_average" in state:
+        prefix = "average."
+        model.generator.load_state_dict({k[len(prefix):]: v for k, v in state["generator_average"].items()
+                                         if k.startswith(prefix)})
     return model.to(device).eval()
-
-
-def _channels(state: dict[str, torch.Tensor]) -> int:
-    """The image channel count, read from the discriminator's first convolution."""
-    first = next(v for k, v in state.items() if k.startswith("discriminator.") and v.dim() == 4)
-    return int(first.shape[1])
 
 
 @torch.no_grad()

@@ -13,6 +13,8 @@ from typing import Callable, ContextManager, Mapping
 
 import torch
 
+from began_plugin.training.lr_schedule import restore_model_rates, scale_rates
+
 Logs = dict[str, torch.Tensor]
 
 
@@ -31,12 +33,14 @@ def train_step(
     sync_grads: Callable[[list[torch.nn.Parameter]], None] | None = None,
     reduce_logs: Callable[[Logs], Logs] | None = None,
     autocast: Callable[[], ContextManager] = contextlib.nullcontext,
+    lr_scale: float | None = None,
 ) -> Logs:
     """Run ``model.n_critic`` discriminator updates and one generator update; return the logs.
 
     ``sync_grads`` (data-parallel hosts) averages the gradients of the given parameters
     across processes; ``reduce_logs`` averages the logged scalars, so that the model's
-    hook sees the same values on every process.
+    hook sees the same values on every process.  ``lr_scale`` (a host's schedule, see
+    ``lr_schedule``) multiplies every rate the model sets, from the next step on.
     """
     d_params = [p for p in model.discriminator.parameters() if p.requires_grad]
     g_params = [p for p in model.generator.parameters() if p.requires_grad]
@@ -70,5 +74,9 @@ def train_step(
     logs.update(g_out.logs)
     if reduce_logs is not None:
         logs = reduce_logs(logs)
+    if lr_scale is not None:
+        restore_model_rates(optimizers)
     model.on_train_step_end(logs, optimizers)
+    if lr_scale is not None:
+        scale_rates(optimizers, lr_scale)
     return logs
