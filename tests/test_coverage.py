@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from began_plugin.data import build_dataset
-from began_plugin.metrics import MetricsError
+from began_plugin.metrics import FeatureStatistics, MetricsError
 from began_plugin.metrics import coverage as cv
 
 
@@ -162,3 +162,49 @@ def test_precision_recall_known_answers():
 def test_precision_recall_needs_more_than_k_points():
     with pytest.raises(MetricsError, match="more than 3"):
         cv.precision_recall(_line(range(3)), _line(range(10)))
+
+
+def _previous_precision_recall(real, fake, k=3, batch=1000):
+    """The implementation this package used before calling torch-fidelity's, kept as the reference."""
+    real, fake = real.to(torch.float64), fake.to(torch.float64)
+
+    def radii(x):
+        return torch.cat([torch.cdist(x[i : i + batch], x).kthvalue(k + 1, dim=1).values for i in range(0, len(x), batch)])
+
+    def inside(queries, centres, r):
+        return torch.cat([(torch.cdist(queries[i : i + batch], centres) <= r[None, :]).any(dim=1)
+                          for i in range(0, len(queries), batch)])
+
+    return float(inside(fake, real, radii(real)).double().mean()), float(inside(real, fake, radii(fake)).double().mean())
+
+
+def test_precision_recall_equals_the_previous_implementation_exactly():
+    g = torch.Generator().manual_seed(0)
+    real, fake = torch.randn(300, 16, generator=g), 0.3 + 1.2 * torch.randn(250, 16, generator=g)
+    # the values the previous implementation gave on this input, recorded before the switch
+    assert cv.precision_recall(real, fake) == (0.4, 0.9533333333333334) == _previous_precision_recall(real, fake)
+    assert cv.precision_recall(real, fake, k=5) == (0.532, 0.9766666666666667) == _previous_precision_recall(real, fake, k=5)
+    # more than one 1000-row block per set, and fractions that float32 cannot hold exactly (1/1300)
+    real, fake = torch.randn(1300, 8, generator=g), 0.2 + torch.randn(1100, 8, generator=g)
+    ours = cv.precision_recall(real, fake)
+    assert ours == _previous_precision_recall(real, fake) and 0.2 < min(ours) and max(ours) < 1.0
+
+
+def test_precision_recall_metrics_and_the_old_import_paths():
+    from began_plugin.metrics import precision_recall
+    from began_plugin.metrics.precision_recall import precision_recall_metrics
+
+    assert precision_recall is cv.precision_recall and cv.precision_recall_metrics is precision_recall_metrics
+    assert (cv.KEY_PRECISION, cv.KEY_RECALL, cv.PR_K) == ("precision", "recall", 3)
+    net = type("Net", (), {"name": "standin", "weights_sha256": "0" * 64})()
+
+    def stats(values, kid_max):
+        s = FeatureStatistics(1, network="standin", weights_sha256="0" * 64, kid_max=kid_max)
+        s.update(_line(values))
+        return s
+
+    out = precision_recall_metrics(net, stats(range(100), 100), stats(range(50), 50))
+    assert out["precision"].value == 1.0 and out["recall"].value == 0.53  # as in the known answers above
+    assert out["recall"].num_real == 100 and out["recall"].num_fake == 50 and out["precision"].network == "standin"
+    with pytest.raises(MetricsError, match="kid_max > 0"):
+        precision_recall_metrics(net, stats(range(100), 0), stats(range(50), 50))

@@ -288,6 +288,49 @@ def test_cache_for_another_network_or_unreadable_is_refused(tmp_path, standin, o
         M.load_statistics(str(bad), standin)
 
 
+# ---------------------------------------------------------------------------------------------- hashing
+
+# Digests computed with the per-module helpers before they were merged into metrics.hashing: caches on disk
+# are found by these exact values, so they must never move.
+PINNED_FIELDS = {"dataset": "digits", "split": "test", "num_samples": 360, "image_size": 32, "channels": 1,
+                 "network": "standin", "weights_sha256": "ab" * 32, "kid_max": 360, "keep_logits": False,
+                 "statistics_format": 1, "libraries": {"torch-fidelity": "0.4.0", "pytorch-fid": None},
+                 "note": "Kynkäänniemi", "ratio": 0.5}
+PINNED_KEY = "bc8ceb38fe5a01117d717d17a5b45d01bf66e4067c94291d5bd4033391daa113"
+
+
+def test_cache_keys_are_pinned_to_the_values_caches_were_written_with():
+    from began_plugin.metrics import coverage, hashing
+
+    assert M.cache_key(PINNED_FIELDS) == hashing.json_sha256(PINNED_FIELDS) == PINNED_KEY
+    # key order does not matter (sorted), the value types do
+    assert M.cache_key(dict(reversed(list(PINNED_FIELDS.items())))) == PINNED_KEY
+    assert M.cache_key({**PINNED_FIELDS, "num_samples": 360.0}) != PINNED_KEY
+    assert M.cache_path("/c", PINNED_FIELDS) == os.path.join("/c", f"digits-test-standin-{PINNED_KEY[:20]}.pt")
+    assert coverage.classifier_cache_path("/c", PINNED_FIELDS) == os.path.join("/c", f"digits-coverage-classifier-{PINNED_KEY[:20]}.pt")
+
+
+def test_weights_hashes_are_pinned_to_the_values_caches_were_written_with(tmp_path):
+    from began_plugin.metrics import coverage, hashing
+
+    state = {"w": torch.arange(6, dtype=torch.float32).view(2, 3), "b": torch.tensor([1.5, -2.0], dtype=torch.float64),
+             "n": torch.tensor(7)}
+    # the coverage classifier's hash leaves dtypes out, the feature networks' includes them
+    no_dtype = "8499be543863bc166a49cafb440555b89ee34701b3dc08a7dd43eaf51ca68531"
+    assert hashing.state_dict_sha256(state, include_dtype=False) == coverage._weights_sha256(state) == no_dtype
+    linear = torch.nn.Linear(3, 2)
+    with torch.no_grad():
+        linear.weight.copy_(state["w"])
+        linear.bias.copy_(torch.tensor([1.5, -2.0]))
+    assert hashing.state_dict_sha256(linear.state_dict()) == "ef483b0a5014f1bdc888f723331b26014a0e75e7e8f3dae61e0ef64575542c99"
+    assert hashing.state_dict_sha256({**state, "w": state["w"].double()}, include_dtype=False) != no_dtype
+    path = tmp_path / "f.bin"
+    path.write_bytes(bytes(range(256)) * 5000)  # 1.28 MB: more than one read chunk
+    sha256 = "7d471e4af16db5a30ce10aebbc29f5178b2edbad6c7dc2e8ff8ee6e4848a726f"
+    assert M.feature_networks.file_sha256(str(path)) == hashing.file_sha256(str(path)) == sha256
+    assert hashing.file_sha256_and_sha1(str(path)) == (sha256, "6835966f35153e37157aec4ec3c48e5d5d831bbd")
+
+
 # ---------------------------------------------------------------------------------------------- Inception networks
 
 

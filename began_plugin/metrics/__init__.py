@@ -7,8 +7,14 @@
 Pipeline: trainer images in [-1, 1] -> :func:`to_uint8_rgb` -> a feature network from
 :func:`load_feature_network` (``inception-offline``, ``inception`` or the test-only ``standin``) ->
 streaming :class:`FeatureStatistics` (:func:`images_to_statistics`; real-data ones cached with
-:func:`load_or_compute_statistics`) -> :func:`compute_metrics`. Mode coverage (a class-count view for labelled data, precision/recall otherwise)
-is in :mod:`began_plugin.metrics.coverage`.
+:func:`load_or_compute_statistics`) -> :func:`compute_metrics`. Mode coverage is a class-count view for labelled
+data (:mod:`began_plugin.metrics.coverage`) and improved precision/recall otherwise
+(:mod:`began_plugin.metrics.precision_recall`). Every result key is declared once, with how it is ranked and
+shown, in :mod:`began_plugin.metrics.registry`; content hashes and cache keys are in
+:mod:`began_plugin.metrics.hashing`.
+
+The function :func:`precision_recall` shadows its module's name on this package, so read the module's other
+names with ``from began_plugin.metrics.precision_recall import ...``, not ``import ... as``.
 
 Importing this package registers ``inception-offline`` with torch-fidelity, so
 ``torch_fidelity.calculate_metrics(feature_extractor="inception-offline", ...)`` works offline too.
@@ -39,12 +45,9 @@ from began_plugin.metrics.coverage import (
     KEY_CLASS_KL,
     KEY_CLASSES_COVERED,
     KEY_CONFIDENT_FRACTION,
-    KEY_PRECISION,
-    KEY_RECALL,
     NETWORK_COVERAGE,
     coverage_metrics,
     load_or_train_classifier,
-    precision_recall,
 )
 from began_plugin.metrics.errors import MetricsError, MetricsWarning
 from began_plugin.metrics.feature_networks import (
@@ -61,9 +64,12 @@ from began_plugin.metrics.feature_networks import (
     load_feature_network,
 )
 from began_plugin.metrics.fid import frechet_distance, frechet_distance_pytorch_fid
+from began_plugin.metrics.hashing import file_sha256, json_sha256, state_dict_sha256
 from began_plugin.metrics.images import to_uint8_rgb
 from began_plugin.metrics.isc import logits_score
 from began_plugin.metrics.kid import kernel_distance
+from began_plugin.metrics.precision_recall import KEY_PRECISION, KEY_RECALL, precision_recall, precision_recall_metrics
+from began_plugin.metrics.registry import MetricSpec, format_value, metric_spec, register_metric, registered_metrics, table_keys
 from began_plugin.metrics.statistics import FeatureStatistics, images_to_statistics
 
 __all__ = [
@@ -76,6 +82,16 @@ __all__ = [
     "coverage_metrics",
     "load_or_train_classifier",
     "precision_recall",
+    "precision_recall_metrics",
+    "MetricSpec",
+    "format_value",
+    "metric_spec",
+    "register_metric",
+    "registered_metrics",
+    "table_keys",
+    "file_sha256",
+    "json_sha256",
+    "state_dict_sha256",
     "KEY_FID",
     "KEY_FID_PYTORCH_FID",
     "KEY_IS",

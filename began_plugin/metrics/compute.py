@@ -4,6 +4,10 @@ FID: Heusel et al. 2017; KID: Bińkowski et al. 2018; IS: Salimans et al. 2016 (
 ``isc`` modules). The math is torch-fidelity's. A number is only called FID / KID / IS when it comes from an
 Inception network; the ``standin`` network's numbers get their own keys (``standin_fd``, ``standin_kd``,
 ``standin_logit_score``) so a test-only figure can never be read as a FID.
+
+Each key is declared once below with :func:`~began_plugin.metrics.registry.register_metric`; :func:`metric_keys`
+reads from the registry which key a network's numbers get, and a key that needs logits is reported unavailable
+on a network without them.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from began_plugin.metrics.feature_networks import NETWORK_STANDIN
 from began_plugin.metrics.fid import check_covariance_sample_count, frechet_distance, frechet_distance_pytorch_fid
 from began_plugin.metrics.isc import DEFAULT_ISC_SPLITS, logits_score
 from began_plugin.metrics.kid import DEFAULT_KID_SUBSET_SIZE, DEFAULT_KID_SUBSETS, kernel_distance
+from began_plugin.metrics.registry import NEEDS_FEATURES, NEEDS_LOGITS, MetricSpec, metric_spec, register_metric, registered_metrics
 from began_plugin.metrics.statistics import FeatureStatistics
 
 __all__ = [
@@ -41,18 +46,34 @@ KEY_STANDIN_FD_PYTORCH_FID = "standin_fd_pytorch_fid"
 KEY_STANDIN_KD = "standin_kd"
 KEY_STANDIN_LOGIT_SCORE = "standin_logit_score"
 
-_INCEPTION_KEYS = {"fid": KEY_FID, "fid_pytorch_fid": KEY_FID_PYTORCH_FID, "kid": KEY_KID, "is": KEY_IS}
-_STANDIN_KEYS = {
-    "fid": KEY_STANDIN_FD,
-    "fid_pytorch_fid": KEY_STANDIN_FD_PYTORCH_FID,
-    "kid": KEY_STANDIN_KD,
-    "is": KEY_STANDIN_LOGIT_SCORE,
-}
+# The pytorch-fid cross-checks have no column (no order): they only confirm torch-fidelity's value.
+register_metric(MetricSpec(KEY_FID, False, digits=2, needs=NEEDS_FEATURES, title="FID", order=10, family="fid"))
+register_metric(MetricSpec(KEY_FID_PYTORCH_FID, False, digits=2, needs=NEEDS_FEATURES, family="fid_pytorch_fid"))
+register_metric(MetricSpec(KEY_KID, False, digits=4, needs=NEEDS_FEATURES, title="KID", order=20, family="kid"))
+register_metric(MetricSpec(KEY_IS, True, digits=2, needs=NEEDS_LOGITS, title="IS", order=30, family="is"))
+register_metric(MetricSpec(KEY_STANDIN_FD, False, digits=2, needs=NEEDS_FEATURES, order=40, family="fid",
+                           network=NETWORK_STANDIN))
+register_metric(MetricSpec(KEY_STANDIN_FD_PYTORCH_FID, False, digits=2, needs=NEEDS_FEATURES, family="fid_pytorch_fid",
+                           network=NETWORK_STANDIN))
+register_metric(MetricSpec(KEY_STANDIN_KD, False, digits=4, needs=NEEDS_FEATURES, order=50, family="kid",
+                           network=NETWORK_STANDIN))
+register_metric(MetricSpec(KEY_STANDIN_LOGIT_SCORE, True, digits=2, needs=NEEDS_LOGITS, order=60, family="is",
+                           network=NETWORK_STANDIN))
 
 
-def metric_keys(network_name: str) -> Dict[str, str]:
-    """Result keys for a network: ``{"fid", "fid_pytorch_fid", "kid", "is"}`` -> the key used in the results."""
-    return dict(_STANDIN_KEYS if network_name == NETWORK_STANDIN else _INCEPTION_KEYS)
+def metric_keys(network_name: str) -> dict[str, str]:
+    """Result keys for a network: ``{"fid", "fid_pytorch_fid", "kid", "is"}`` -> the key used in the results.
+
+    Each family's key reserved for ``network_name`` in the registry when it has one, else the family's general key.
+    """
+    general: dict[str, str] = {}
+    own: dict[str, str] = {}
+    for spec in registered_metrics():
+        if spec.family is not None and spec.network is None:
+            general[spec.family] = spec.key
+        elif spec.family is not None and spec.network == network_name:
+            own[spec.family] = spec.key
+    return {family: own.get(family, general.get(family)) for family in {**general, **own}}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,7 +162,7 @@ def compute_metrics(
         out[keys["kid"]] = MetricValue(mean, std=std, **common)
 
     if isc:
-        if not network.has_logits:
+        if metric_spec(keys["is"]).needs == NEEDS_LOGITS and not network.has_logits:
             out[keys["is"]] = MetricValue(None, available=False, reason=network.no_logits_reason, **common)
         else:
             if fake_stats.logits is None:

