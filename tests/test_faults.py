@@ -1,4 +1,4 @@
-"""Faults and bad input (issue 7): a kill at any moment loses nothing, and every error is one clear sentence.
+"""Faults and bad input: a kill at any moment loses nothing, and every error is one clear sentence.
 
 Training processes run with OMP_NUM_THREADS=1 and tiny models; kills are SIGKILL at moments drawn from
 a seeded ``random.Random`` or aimed, through the test-only BEGAN_PLUGIN_TEST_SLOW_CHECKPOINT hook of

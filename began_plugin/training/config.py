@@ -213,7 +213,9 @@ def to_dict(cfg: TrainConfig) -> dict[str, Any]:
 
 
 def from_dict(d: dict[str, Any]) -> TrainConfig:
-    d = dict(d)
+    """The configuration of a ``config.json`` (its derived keys, e.g. ``image_channels``, are dropped)."""
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    d = {k: v for k, v in d.items() if k in names}
     d["data"] = DataConfig(**d["data"])
     return TrainConfig(**d)
 

@@ -2,8 +2,8 @@
 
 Every process holds a full copy of the model, reads its own shard of each epoch's
 permutation, averages gradients with ``all_reduce`` before each optimizer step, and
-averages the logged scalars before the model's hook, so BEGAN's k_t is updated from
-the same numbers on every process.  Rank 0 alone writes files.
+averages the logged scalars before the model's hook, so a model's controller state is
+updated from the same numbers on every process.  Rank 0 alone writes files.
 
 We reduce gradients ourselves (one flat ``all_reduce`` per player per step) instead of
 wrapping the players in ``DistributedDataParallel``: the contract lets a model call its
@@ -81,7 +81,7 @@ def broadcast_state(module: torch.nn.Module) -> None:
 
 
 def check_in_sync(module: torch.nn.Module, group: ProcessGroup) -> None:
-    """Raise if any process's parameters or buffers (BEGAN's k_t included) differ from rank 0's."""
+    """Raise if any process's parameters or buffers (controller state included) differ from rank 0's."""
     checksum = torch.stack([t.detach().double().sum() for t in module.state_dict().values() if t.is_floating_point()])
     gathered = [torch.zeros_like(checksum) for _ in range(group.world_size)]
     dist.all_gather(gathered, checksum)

@@ -3,7 +3,7 @@
 ``lr_anneal=F`` lets every optimizer's rate fall linearly from its model's value at step ``S (1 - F)`` to 0 at
 step ``S`` (``S``: ``schedule_steps``, else ``steps``), a common way to end a short run on settled weights.  It
 is not in any of our models' papers.  The factor multiplies whatever rate the model sets (BEGAN halves its own
-rate when M_global stalls): the model's rate is kept in each parameter group under ``UNSCALED`` (saved with the
+rate when its convergence measure stalls): the model's rate is kept in each parameter group under ``UNSCALED`` (saved with the
 optimizer, as torch's schedulers keep ``initial_lr``), so the model's hook always sees and sets its own rate.
 """
 

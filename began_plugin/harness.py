@@ -1,0 +1,492 @@
+"""The benchmark harness: every model under one protocol, scored with named feature networks, tables that trace back.
+
+For each (model, seed) cell: train with the reference trainer (models reached through the
+``gan_trainer.models`` registry, as any stranger's trainer would), generate N images from a
+seeded z, compute metrics with a named feature network, and write the cell's result file
+atomically.  Finished cells are skipped, unfinished training resumes; :func:`collect` builds
+results.jsonl, table.md / .csv / .tex, samples.png and curves.png (each model's own curves)
+from whatever cells exist.  ``benchmarks/compare.py`` is the command line over this module.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import platform
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from began_plugin import metrics
+from began_plugin.metrics import coverage
+from began_plugin.data import build_dataset
+from began_plugin.interface import optional_hook
+from began_plugin.registry import list_models, load_model
+from began_plugin.atomic_files import atomic_write
+from began_plugin.training.checkpoint import safe_load
+from began_plugin.training.config import TrainConfig, parse_args
+from began_plugin.training.loop import train
+from began_plugin.training.run_directory import git_revision, package_versions
+from began_plugin.training.sample import generate, load_run
+
+# Lower is better for distances, higher for the Inception Score.
+HIGHER_IS_BETTER = {metrics.KEY_IS, metrics.KEY_STANDIN_LOGIT_SCORE, coverage.KEY_CLASSES_COVERED,
+                    coverage.KEY_PRECISION, coverage.KEY_RECALL}
+# Shown but never bolded: a collapsed generator can be confidently wrong about one class only.
+UNRANKED = {coverage.KEY_CONFIDENT_FRACTION}
+COVERAGE_KEYS = {coverage.KEY_CLASSES_COVERED, coverage.KEY_CLASS_KL, coverage.KEY_CONFIDENT_FRACTION,
+                 coverage.KEY_PRECISION, coverage.KEY_RECALL}
+TABLE_KEYS = [metrics.KEY_FID, metrics.KEY_KID, metrics.KEY_IS, metrics.KEY_STANDIN_FD, metrics.KEY_STANDIN_KD,
+              metrics.KEY_STANDIN_LOGIT_SCORE]
+# Mode coverage (labelled data: a classifier's view; unlabelled: k-NN precision / recall in the FID features).
+TABLE_KEYS += [coverage.KEY_CLASSES_COVERED, coverage.KEY_CLASS_KL, coverage.KEY_CONFIDENT_FRACTION,
+               coverage.KEY_PRECISION, coverage.KEY_RECALL]
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """Everything that defines a cell's numbers; its hash names the protocol in every result."""
+
+    data: str = "digits"
+    data_root: str | None = None
+    image_size: int = 32
+    steps: int = TrainConfig.steps  # the trainer's default run length
+    batch_size: int = 32
+    models: tuple[str, ...] = ("began", "dcgan", "wgan_gp")
+    seeds: tuple[int, ...] = (0,)
+    num_samples: int = 1000  # generated images per cell
+    num_real: int = 1000  # real images for the reference statistics
+    real_split: str = "test"
+    network: str = metrics.NETWORK_INCEPTION_OFFLINE
+    kid_subset_size: int = 1000
+    isc_splits: int = 10
+    eval_every: int = 0  # steps between FID measurements during training (0: only at the end)
+    # Host features, on or off for every model alike (they override what a model's preset says).
+    ema_decay: float = 0.0  # samples from a moving average of G's weights
+    lr_anneal: float = 0.0  # every rate falls linearly to 0 over this last fraction of the run
+    model_hparams: dict[str, dict[str, Any]] = field(default_factory=dict)  # per model, beyond its defaults
+
+    def key(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+
+#: One source of presets: the CLI's --preset choices, the README's table and the tests read it.
+PRESETS: dict[str, Protocol] = {
+    # CI: all three models, one seed, a few dozen steps, a few hundred samples, the offline Inception.
+    "smoke": Protocol(steps=30, batch_size=16, num_samples=160, num_real=160, real_split="test",
+                      kid_subset_size=80, isc_splits=2,
+                      model_hparams={"began": {"n": 16, "h": 16, "z_dim": 16}, "dcgan": {"width": 16},
+                                     "wgan_gp": {"width": 16}}),
+    # The embedded digits on 2 CPU cores, three seeds.  Steps, batch, the models' presets and the host
+    # features are gan-train's defaults for BEGAN, so its cells are `gan-train seed=S` runs, and the
+    # baselines get the same moving average and rate anneal; 1,000 samples per cell (360 real test digits).
+    "cpu": Protocol(steps=2000, batch_size=32, seeds=(0, 1, 2), num_samples=1000, num_real=360,
+                    real_split="test", kid_subset_size=180, isc_splits=4, ema_decay=0.999, lr_anneal=0.5),
+    # The generated shapes (began_plugin.data, 8 classes, 1,000 test images), same budget as "cpu".
+    "shapes": Protocol(data="shapes", steps=2000, batch_size=32, seeds=(0, 1, 2), num_samples=1000, num_real=1000,
+                       real_split="test", kid_subset_size=500, isc_splits=4),
+    # Paper-scale protocols for a GPU (Lucic et al. 2018: 10k test images vs 10k generated).
+    "mnist": Protocol(data="mnist", steps=100_000, batch_size=64, seeds=(0, 1, 2), num_samples=10_000,
+                      num_real=10_000, network=metrics.NETWORK_INCEPTION),
+    "cifar10": Protocol(data="cifar10", steps=100_000, batch_size=64, seeds=(0, 1, 2), num_samples=10_000,
+                        num_real=10_000, network=metrics.NETWORK_INCEPTION),
+    "cifar10-50k": Protocol(data="cifar10", steps=100_000, batch_size=64, seeds=(0, 1, 2), num_samples=50_000,
+                            num_real=10_000, network=metrics.NETWORK_INCEPTION),
+    "celeba64": Protocol(data="celeba", image_size=64, steps=100_000, batch_size=16, seeds=(0, 1, 2),
+                         num_samples=10_000, num_real=10_000, real_split="test", network=metrics.NETWORK_INCEPTION),
+}
+
+#: Published numbers to compare with (quoted in table.md's protocol note).
+PUBLISHED = {
+    "mnist": "Lucic et al. 2018 FID: BEGAN 13.1",
+    "cifar10": "BEGAN paper IS 5.62; Lucic et al. 2018 FID: BEGAN 71.4",
+    "cifar10-50k": "BEGAN paper IS 5.62; Lucic et al. 2018 FID: BEGAN 71.4",
+    "celeba64": "Lucic et al. 2018 FID: BEGAN 38.9",
+}
+
+
+class HarnessError(ValueError):
+    """Bad input to the harness: one sentence for the user."""
+
+
+class HarnessStopped(RuntimeError):
+    """Training was stopped by a signal (SIGINT / SIGTERM): the cell is not scored, the harness exits."""
+
+    def __init__(self, message: str, signal_number: int) -> None:
+        super().__init__(message)
+        self.signal_number = signal_number
+
+
+def cell_name(model: str, seed: int) -> str:
+    return f"{model}-seed{seed}"
+
+
+def parse_cells(text: str | None, protocol: Protocol) -> list[tuple[str, int]]:
+    all_cells = [(m, s) for m in protocol.models for s in protocol.seeds]
+    if not text:
+        return all_cells
+    chosen = []
+    for item in text.split(","):
+        model, _, seed = item.strip().partition(":")
+        if not seed.lstrip("-").isdigit() or (model, int(seed)) not in all_cells:
+            raise HarnessError(
+                f"--cells entry {item!r} is not one of this protocol's cells "
+                f"({', '.join(f'{m}:{s}' for m, s in all_cells)}); write MODEL:SEED."
+            )
+        chosen.append((model, int(seed)))
+    return chosen
+
+
+def train_args(protocol: Protocol, model: str, seed: int, run_dir: Path, device: str) -> list[str]:
+    args = [f"model={model}", f"data={protocol.data}", f"image_size={protocol.image_size}",
+            f"steps={protocol.steps}", f"schedule_steps={protocol.steps}",  # --eval-every trains in parts
+            f"batch_size={protocol.batch_size}", f"seed={seed}", f"out={run_dir}",
+            f"device={device}", f"log_every={max(1, min(50, protocol.steps // 20))}",
+            f"sample_every={protocol.steps}", f"checkpoint_every={max(1, min(500, protocol.steps))}",
+            f"ema_decay={protocol.ema_decay}", f"lr_anneal={protocol.lr_anneal}"]
+    if protocol.data_root:
+        args.append(f"data.root={protocol.data_root}")
+    args += [f"model.{k}={v}" for k, v in protocol.model_hparams.get(model, {}).items()]
+    return args
+
+
+def train_cell(protocol, model, seed, run_dir: Path, device: str, until: int | None = None) -> float:
+    """Train (or finish training) one cell up to step ``until``; return the wall time spent now.
+
+    Stopping at intermediate steps and resuming gives the same bits as one uninterrupted run.
+    """
+    until = until or protocol.steps
+    start = time.perf_counter()
+    ckpt = run_dir / "checkpoints" / "latest.pt"
+    if ckpt.exists() and int(safe_load(ckpt)["step"]) >= until:
+        return 0.0
+    args = train_args(protocol, model, seed, run_dir, device)
+    args = [a if not a.startswith("steps=") else f"steps={until}" for a in args]
+    resume = (run_dir / "config.json").exists()
+    cfg = parse_args(args + (["resume=true"] if resume else []))
+    result = train(cfg, progress=False, argv=["benchmarks/compare.py", *args])
+    if result.interrupted:  # a half-trained model must never be scored as the cell's result
+        raise HarnessStopped(
+            f"training of {cell_name(model, seed)} was stopped by a signal at step {result.step} of {until}; "
+            f"its checkpoint is kept and nothing was scored: rerun the same command to resume it.",
+            signal_number=result.signal or 15,
+        )
+    return time.perf_counter() - start
+
+
+def real_statistics(protocol: Protocol, network, cache_dir: Path, device) -> metrics.FeatureStatistics:
+    dataset = build_dataset(protocol.data, protocol.data_root, protocol.image_size, split=protocol.real_split)
+    n = min(protocol.num_real, len(dataset))
+    fields = metrics.statistics_cache_fields(
+        dataset=protocol.data, split=protocol.real_split, num_samples=n, image_size=protocol.image_size,
+        channels=dataset.channels, network=network, kid_max=n, keep_logits=False,
+    )
+
+    def compute():
+        def batches():
+            for i in range(0, n, 50):
+                idx = range(i, min(i + 50, n))
+                yield dataset.images[i : i + 50] if dataset.images is not None else torch.stack([dataset[j] for j in idx])
+
+        return metrics.images_to_statistics(network, batches(), kid_max=n, keep_logits=False, max_images=n)
+
+    return metrics.load_or_compute_statistics(str(cache_dir), fields, network, compute)
+
+
+def coverage_inputs(protocol: Protocol, cache_dir: Path, device):
+    """(classifier, the same real images as FID) for labelled data; (None, None) otherwise (precision/recall)."""
+    if protocol.data not in coverage.LABELLED_DATASETS:
+        return None, None
+    clf = coverage.load_or_train_classifier(str(cache_dir), protocol.data, protocol.data_root, protocol.image_size,
+                                            device=device)
+    dataset = build_dataset(protocol.data, protocol.data_root, protocol.image_size, split=protocol.real_split)
+    n = min(protocol.num_real, len(dataset))
+    real = dataset.images[:n] if dataset.images is not None else torch.stack([dataset[j] for j in range(n)])
+    return clf, real
+
+
+#: The evaluation z of a cell is drawn with seed EVAL_SEED_OFFSET + its training seed, apart from
+#: the training seed's streams (benchmarks/began_classes.py reads the same samples).
+EVAL_SEED_OFFSET = 10_000
+
+
+def fake_statistics(protocol: Protocol, network, run_dir: Path, seed: int, device) -> tuple[metrics.FeatureStatistics, torch.Tensor]:
+    model = load_run(run_dir, device)
+    images = generate(model, protocol.num_samples, seed=EVAL_SEED_OFFSET + seed)
+    batches = (images[i : i + 50] for i in range(0, images.shape[0], 50))
+    stats = metrics.images_to_statistics(network, batches, kid_max=protocol.num_samples)
+    return stats, images
+
+
+def run_cell(protocol, model, seed, out: Path, network, device, real_stats, coverage_inputs=(None, None)) -> dict[str, Any]:
+    cell_path = out / "cells" / f"{cell_name(model, seed)}.json"
+    if cell_path.exists():
+        cell = json.loads(cell_path.read_text())
+        if cell["protocol_key"] != protocol.key():
+            raise HarnessError(f"{cell_path} belongs to another protocol; use a new --out directory.")
+        return cell
+    run_dir = out / "runs" / cell_name(model, seed)
+    curve, train_time = [], 0.0
+    if protocol.eval_every:
+        main_key = metrics.metric_keys(network.name)["fid"]
+        for step in range(protocol.eval_every, protocol.steps, protocol.eval_every):
+            train_time += train_cell(protocol, model, seed, run_dir, str(device), until=step)
+            fake, _ = fake_statistics(protocol, network, run_dir, seed, device)
+            value = metrics.compute_metrics(network, real_stats, fake, kid=False, isc=False, crosscheck=False)[main_key]
+            curve.append({"step": step, "metric": main_key, "value": value.value})
+    train_time += train_cell(protocol, model, seed, run_dir, str(device))
+    start = time.perf_counter()
+    fake_stats, images = fake_statistics(protocol, network, run_dir, seed, device)
+    grid = images[:64]
+    values = metrics.compute_metrics(
+        network, real_stats, fake_stats, kid_subset_size=protocol.kid_subset_size, isc_splits=protocol.isc_splits,
+        seed=seed, crosscheck=True,
+    )
+    classifier, real_images = coverage_inputs
+    if classifier is not None:  # the same generated images as FID, through the cached classifier
+        values.update(coverage.coverage_metrics(classifier, images, real_images))
+    elif real_stats.kid_features is not None and fake_stats.kid_features is not None:
+        values.update(coverage.precision_recall_metrics(network, real_stats, fake_stats))
+    atomic_write(out / "cells" / f"{cell_name(model, seed)}.grid.pt", lambda tmp: torch.save(grid, tmp))
+    cell = {
+        "model": model,
+        "seed": seed,
+        "protocol_key": protocol.key(),
+        "protocol": asdict(protocol),
+        "train_config": json.loads((run_dir / "config.json").read_text()),
+        "metrics": {k: v.as_dict() for k, v in values.items()},
+        "curve": curve + ([{"step": protocol.steps, "metric": k, "value": v.value} for k, v in values.items()
+                           if curve and k == curve[0]["metric"]]),
+        "network": network.describe() if hasattr(network, "describe") else {"name": network.name},
+        "coverage_classifier": coverage_inputs[0].provenance() if coverage_inputs[0] is not None else None,
+        "versions": package_versions(),
+        "git_revision": git_revision(),
+        "device": str(device) + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else f" ({platform.processor() or platform.machine()})"),
+        "wall_time_s": {"train": round(train_time, 1), "metrics": round(time.perf_counter() - start, 1)},
+    }
+    atomic_write(cell_path, lambda tmp: tmp.write_text(json.dumps(cell, indent=2, sort_keys=True, default=str) + "\n"))
+    return cell
+
+
+# -- collect: cells -> results.jsonl, tables, figures --------------------------------------------
+def _fmt(mean: float, std: float | None, key: str) -> str:
+    """``mean ± std``; one seed has no spread to report, so it shows the value alone (never "± 0")."""
+    digits = 4 if key in (metrics.KEY_KID, metrics.KEY_STANDIN_KD) else 3 if key == coverage.KEY_CLASS_KL else 2
+    return f"{mean:.{digits}f}" if std is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def _host_features(protocol: Protocol) -> str:
+    parts = []
+    if protocol.ema_decay > 0:
+        parts.append(f"samples from a moving average of G (decay {protocol.ema_decay})")
+    if protocol.lr_anneal > 0:
+        parts.append(f"rates annealed linearly to 0 over the last {protocol.lr_anneal:g} of the run")
+    return ", ".join(parts) or "none"
+
+
+def collect(out: Path, protocol: Protocol, preset: str | None) -> str:
+    cells = [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*.json"))]
+    cells = [c for c in cells if c["protocol_key"] == protocol.key()]
+    if not cells:
+        raise HarnessError(f"no finished cells in {out / 'cells'} for this protocol; run without --collect first.")
+    lines = []
+    for c in cells:
+        for key, value in sorted(c["metrics"].items()):
+            lines.append({"model": c["model"], "seed": c["seed"], "metric": key, **value,
+                          **{k: c[k] for k in ("protocol_key", "protocol", "train_config", "network", "versions",
+                                               "git_revision", "device", "wall_time_s")}})
+    atomic_write(out / "results.jsonl", lambda tmp: tmp.write_text("".join(json.dumps(l, sort_keys=True, default=str) + "\n" for l in lines)))
+
+    models = [m for m in protocol.models if any(c["model"] == m for c in cells)]
+    keys = [k for k in TABLE_KEYS if any(k in c["metrics"] for c in cells)]
+    summary: dict[tuple[str, str], tuple[float, float, int] | None] = {}
+    for m in models:
+        for k in keys:
+            vals = [c["metrics"][k]["value"] for c in cells if c["model"] == m and k in c["metrics"]]
+            vals = [v for v in vals if v is not None]
+            if vals:
+                mean = sum(vals) / len(vals)
+                std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else None
+                summary[(m, k)] = (mean, std, len(vals))
+            else:
+                summary[(m, k)] = None
+    best = {}
+    for k in keys:
+        present = [(summary[(m, k)][0], m) for m in models if summary[(m, k)]]
+        if present:
+            top = (max if k in HIGHER_IS_BETTER else min)(present)
+            # class counts tie often (every model at 10, or at 0): a tie bolds no one
+            tied = k in COVERAGE_KEYS and sum(v == top[0] for v, _ in present) > 1
+            if k not in UNRANKED and not tied:
+                best[k] = top[1]
+
+    net = cells[0]["network"]
+    header = ["model"] + [k.upper() if k in (metrics.KEY_FID, metrics.KEY_KID, metrics.KEY_IS) else k for k in keys]
+    rows_md, rows_csv = [], []
+    for m in models:
+        cells_md, cells_csv = [m], [m]
+        for k in keys:
+            s = summary[(m, k)]
+            if s is None:
+                cells_md.append("n/a")
+                cells_csv.append("")
+                continue
+            text = _fmt(s[0], s[1], k)
+            cells_md.append(f"**{text}**" if best.get(k) == m and len(models) > 1 else text)
+            cells_csv.append(f"{s[0]:.6g}")
+            cells_csv.append(f"{s[1]:.6g}" if s[1] is not None else "")
+        rows_md.append(cells_md)
+        rows_csv.append(cells_csv)
+    seeds = sorted({c["seed"] for c in cells})
+    is_note = ""
+    if metrics.KEY_IS in keys and any(not c["metrics"][metrics.KEY_IS]["available"] for c in cells):
+        is_note = " IS n/a: " + next(c["metrics"][metrics.KEY_IS]["reason"] for c in cells if not c["metrics"][metrics.KEY_IS]["available"])
+    # the FID's real-image count (the coverage entries count the classifier's reference images)
+    fd_key = metrics.metric_keys(str(net.get("network")))["fid"]
+    num_real = (cells[0]["metrics"].get(fd_key) or next(iter(cells[0]["metrics"].values())))["num_real"]
+    protocol_line = (
+        f"Protocol {protocol.key()}{f' (preset {preset})' if preset else ''}: data {protocol.data} {protocol.image_size}px, "
+        f"{protocol.steps} steps at batch {protocol.batch_size}, seeds {seeds}; {protocol.num_samples} generated vs "
+        f"{num_real} real ({protocol.real_split} split) images; "
+        f"features: {net.get('network')} (weights sha256 {str(net.get('weights_sha256', ''))[:16]}…); "
+        f"host features for every model: {_host_features(protocol)}; "
+        f"KID subsets of {protocol.kid_subset_size}; mean ± std over seeds (a value without ± is one seed's); began-plugin {cells[0]['versions'].get('began-plugin')}, "
+        f"torch {cells[0]['versions'].get('torch')}, torch-fidelity {cells[0]['versions'].get('torch-fidelity')}.{is_note}"
+    )
+    clf = cells[0].get("coverage_classifier")
+    if clf:
+        protocol_line += (
+            f" Coverage: a CNN classifier trained on the {protocol.data} train split (test accuracy "
+            f"{100 * clf['test_accuracy']:.1f}%, weights sha256 {clf['weights_sha256'][:16]}…); a class is covered when "
+            f"≥ {100 * coverage.COVERAGE_MIN_FRACTION:g}% of the samples are classified as it with softmax ≥ "
+            f"{coverage.CONFIDENCE_THRESHOLD}; class_kl = KL(generated ‖ real) of the predicted-class histograms (nats)."
+        )
+    if preset in PUBLISHED:
+        protocol_line += f" Published: {PUBLISHED[preset]}."
+    md = "| " + " | ".join(header) + " |\n|" + "---|" * len(header) + "\n"
+    md += "".join("| " + " | ".join(r) + " |\n" for r in rows_md)
+    md += f"\n{protocol_line}\n"
+    atomic_write(out / "table.md", lambda tmp: tmp.write_text(md))
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["model"] + [f"{k}_{s}" for k in keys for s in ("mean", "std")])
+    for r in rows_csv:
+        writer.writerow(r if len(r) == 1 + 2 * len(keys) else r + [""] * (1 + 2 * len(keys) - len(r)))
+    atomic_write(out / "table.csv", lambda tmp: tmp.write_text(buf.getvalue()))
+
+    tex_rows = []
+    for r in rows_md:
+        tex_rows.append(" & ".join(c.replace("**", "").replace("±", r"$\pm$") if not c.startswith("**")
+                                   else r"\textbf{" + c.strip("*").replace("±", r"$\pm$") + "}" for c in r) + r" \\")
+    tex = ("\\begin{tabular}{l" + "c" * len(keys) + "}\n\\toprule\n" + " & ".join(h.replace("_", r"\_") for h in header)
+           + " \\\\\n\\midrule\n" + "\n".join(r.replace("_", r"\_") for r in tex_rows) + "\n\\bottomrule\n\\end{tabular}\n"
+           + "% " + protocol_line + "\n")
+    atomic_write(out / "table.tex", lambda tmp: tmp.write_text(tex))
+    _figures(out, cells, models)
+    return md
+
+
+def _figures(out: Path, cells: list[dict], models: list[str]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from torchvision.utils import make_grid
+
+    first = {m: min((c for c in cells if c["model"] == m), key=lambda c: c["seed"]) for m in models}
+    fig, axes = plt.subplots(1, len(models), figsize=(4 * len(models), 4.4), squeeze=False)
+    for ax, m in zip(axes[0], models):
+        grid = torch.load(out / "cells" / f"{cell_name(m, first[m]['seed'])}.grid.pt", weights_only=True)
+        img = make_grid(grid * 0.5 + 0.5, nrow=8, padding=1).clamp(0, 1).permute(1, 2, 0).numpy()
+        ax.imshow(img)
+        ax.set_title(f"{m} (seed {first[m]['seed']})")
+        ax.axis("off")
+    fig.tight_layout()
+    atomic_write(out / "samples.png", lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    plt.close(fig)
+
+    curves = [c for c in cells if c.get("curve")]
+    if curves:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for c in curves:
+            ax.plot([p["step"] for p in c["curve"]], [p["value"] for p in c["curve"]], marker="o",
+                    label=f"{c['model']} seed {c['seed']}")
+        ax.set(xlabel="step", ylabel=curves[0]["curve"][0]["metric"], title="metric against training step")
+        ax.legend()
+        fig.tight_layout()
+        atomic_write(out / "metric_curve.png", lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+        plt.close(fig)
+
+    _model_curves(out, cells, models)
+
+
+def _model_curves(out: Path, cells: list[dict], models: list[str]) -> None:
+    """curves.png: per model, the logged values its ``curves`` hook names (e.g. BEGAN's k_t and convergence measure), per seed."""
+    import matplotlib.pyplot as plt
+
+    wanted = {m: dict(optional_hook(load_model(m), "curves")) for m in models}
+    wanted = {m: keys for m, keys in wanted.items() if keys}
+    if not wanted:
+        return
+    width = max(len(keys) for keys in wanted.values())
+    fig, axes = plt.subplots(len(wanted), width, figsize=(5 * width, 3.5 * len(wanted)), squeeze=False)
+    for row, (m, keys) in zip(axes, wanted.items()):
+        for c in (c for c in cells if c["model"] == m):
+            log = out / "runs" / cell_name(m, c["seed"]) / "metrics.jsonl"
+            rows = [json.loads(line) for line in log.read_text().splitlines()]
+            for ax, key in zip(row, keys):
+                points = [(r["step"], r[key]) for r in rows if key in r]
+                ax.plot([p[0] for p in points], [p[1] for p in points], label=f"seed {c['seed']}")
+        for ax, (key, label) in zip(row, keys.items()):
+            ax.set(xlabel="step", ylabel=label, title=f"{m}: {label}")
+            ax.legend()
+        for ax in row[len(keys):]:
+            ax.axis("off")
+    fig.tight_layout()
+    atomic_write(out / "curves.png", lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    plt.close(fig)
+
+
+def build_protocol(args) -> Protocol:
+    if args.preset not in PRESETS:
+        raise HarnessError(f"unknown preset {args.preset!r}; expected one of {sorted(PRESETS)}.")
+    protocol = PRESETS[args.preset]
+    changes: dict[str, Any] = {}
+    if args.models:
+        names = tuple(m.strip() for m in args.models.split(","))
+        known = list_models()
+        for name in names:
+            if name not in known:
+                raise HarnessError(f"unknown model {name!r} in --models; the registered models are {known}.")
+        changes["models"] = names
+    if args.seeds:
+        changes["seeds"] = tuple(int(s) for s in args.seeds.split(","))
+    for key in ("steps", "num_samples", "num_real", "network", "data_root", "kid_subset_size", "eval_every"):
+        value = getattr(args, key)
+        if value is not None:
+            changes[key] = value
+    protocol = replace(protocol, **changes)
+    for key in ("steps", "num_samples", "num_real", "kid_subset_size"):
+        if getattr(protocol, key) <= 0:
+            raise HarnessError(f"--{key.replace('_', '-')}={getattr(protocol, key)} must be a positive integer.")
+    if protocol.eval_every < 0:
+        raise HarnessError(f"--eval-every={protocol.eval_every} must be 0 (off) or a positive number of steps.")
+    smallest = min(protocol.num_samples, protocol.num_real)
+    if protocol.kid_subset_size > smallest:
+        raise HarnessError(
+            f"KID subsets of {protocol.kid_subset_size} images need at least that many generated and real images, "
+            f"but the protocol has {protocol.num_samples} and {protocol.num_real}; raise --num-samples/--num-real "
+            f"or lower --kid-subset-size."
+        )
+    if protocol.network not in metrics.NETWORK_NAMES:
+        raise HarnessError(f"unknown feature network {protocol.network!r}; expected one of {list(metrics.NETWORK_NAMES)}.")
+    return protocol
+
+
