@@ -36,17 +36,7 @@ from began_plugin.training.run_directory import git_revision, package_versions
 from began_plugin.training.sample import generate, load_run
 
 # Lower is better for distances, higher for the Inception Score.
-HIGHER_IS_BETTER = {metrics.KEY_IS, metrics.KEY_STANDIN_LOGIT_SCORE, coverage.KEY_CLASSES_COVERED,
-                    coverage.KEY_PRECISION, coverage.KEY_RECALL}
-# Shown but never bolded: a collapsed generator can be confidently wrong about one class only.
-UNRANKED = {coverage.KEY_CONFIDENT_FRACTION}
-COVERAGE_KEYS = {coverage.KEY_CLASSES_COVERED, coverage.KEY_CLASS_KL, coverage.KEY_CONFIDENT_FRACTION,
-                 coverage.KEY_PRECISION, coverage.KEY_RECALL}
-TABLE_KEYS = [metrics.KEY_FID, metrics.KEY_KID, metrics.KEY_IS, metrics.KEY_STANDIN_FD, metrics.KEY_STANDIN_KD,
-              metrics.KEY_STANDIN_LOGIT_SCORE]
-# Mode coverage (labelled data: a classifier's view; unlabelled: k-NN precision / recall in the FID features).
-TABLE_KEYS += [coverage.KEY_CLASSES_COVERED, coverage.KEY_CLASS_KL, coverage.KEY_CONFIDENT_FRACTION,
-               coverage.KEY_PRECISION, coverage.KEY_RECALL]
+
 
 
 @dataclass(frozen=True)
@@ -276,9 +266,8 @@ def run_cell(protocol, model, seed, out: Path, network, device, real_stats, cove
 
 # -- collect: cells -> results.jsonl, tables, figures --------------------------------------------
 def _fmt(mean: float, std: float | None, key: str) -> str:
-    """``mean ± std``; one seed has no spread to report, so it shows the value alone (never "± 0")."""
-    digits = 4 if key in (metrics.KEY_KID, metrics.KEY_STANDIN_KD) else 3 if key == coverage.KEY_CLASS_KL else 2
-    return f"{mean:.{digits}f}" if std is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
+    """``mean ± std`` with the key's registered precision; one seed shows the value alone (never "± 0")."""
+    return metrics.format_value(key, mean, std)
 
 
 def _host_features(protocol: Protocol) -> str:
@@ -290,22 +279,53 @@ def _host_features(protocol: Protocol) -> str:
     return ", ".join(parts) or "none"
 
 
+Summary = dict[tuple[str, str], "tuple[float, float | None, int] | None"]
+
+
 def collect(out: Path, protocol: Protocol, preset: str | None) -> str:
+    """Every finished cell of ``protocol`` in ``out`` -> results.jsonl, the tables and the figures; returns table.md."""
+    cells = _finished_cells(out, protocol)
+    _write_results(out, cells)
+    models = [m for m in protocol.models if any(c["model"] == m for c in cells)]
+    keys = [k for k in metrics.table_keys() if any(k in c["metrics"] for c in cells)]
+    summary = _summarise(cells, models, keys)
+    best = _best(summary, models, keys)
+    header = ["model"] + [metrics.metric_spec(k).title for k in keys]
+    rows_md, rows_csv = _rows(summary, best, models, keys)
+    note = _protocol_line(protocol, preset, cells, keys)
+    md = "| " + " | ".join(header) + " |\n|" + "---|" * len(header) + "\n"
+    md += "".join("| " + " | ".join(r) + " |\n" for r in rows_md)
+    md += f"\n{note}\n"
+    atomic_write(out / "table.md", lambda tmp: tmp.write_text(md))
+    _write_csv(out / "table.csv", rows_csv, keys)
+    _write_tex(out / "table.tex", header, rows_md, keys, note)
+    _figures(out, cells, models)
+    return md
+
+
+def _finished_cells(out: Path, protocol: Protocol) -> list[dict]:
     cells = [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*.json"))]
     cells = [c for c in cells if c["protocol_key"] == protocol.key()]
     if not cells:
         raise HarnessError(f"no finished cells in {out / 'cells'} for this protocol; run without --collect first.")
+    return cells
+
+
+def _write_results(out: Path, cells: list[dict]) -> None:
+    """results.jsonl: one line per (cell, metric), with everything the number depends on."""
     lines = []
     for c in cells:
         for key, value in sorted(c["metrics"].items()):
             lines.append({"model": c["model"], "seed": c["seed"], "metric": key, **value,
                           **{k: c[k] for k in ("protocol_key", "protocol", "train_config", "network", "versions",
                                                "git_revision", "device", "wall_time_s")}})
-    atomic_write(out / "results.jsonl", lambda tmp: tmp.write_text("".join(json.dumps(l, sort_keys=True, default=str) + "\n" for l in lines)))
+    text = "".join(json.dumps(line, sort_keys=True, default=str) + "\n" for line in lines)
+    atomic_write(out / "results.jsonl", lambda tmp: tmp.write_text(text))
 
-    models = [m for m in protocol.models if any(c["model"] == m for c in cells)]
-    keys = [k for k in TABLE_KEYS if any(k in c["metrics"] for c in cells)]
-    summary: dict[tuple[str, str], tuple[float, float, int] | None] = {}
+
+def _summarise(cells: list[dict], models: list[str], keys: list[str]) -> Summary:
+    """(mean, sample std or None for one seed, seed count) per (model, key); None where no cell has a value."""
+    summary: Summary = {}
     for m in models:
         for k in keys:
             vals = [c["metrics"][k]["value"] for c in cells if c["model"] == m and k in c["metrics"]]
@@ -316,18 +336,26 @@ def collect(out: Path, protocol: Protocol, preset: str | None) -> str:
                 summary[(m, k)] = (mean, std, len(vals))
             else:
                 summary[(m, k)] = None
+    return summary
+
+
+def _best(summary: Summary, models: list[str], keys: list[str]) -> dict[str, str]:
+    """The model to bold per key, by the key's registered direction; unranked keys and ties bold none."""
     best = {}
     for k in keys:
+        spec = metrics.metric_spec(k)
         present = [(summary[(m, k)][0], m) for m in models if summary[(m, k)]]
         if present:
-            top = (max if k in HIGHER_IS_BETTER else min)(present)
+            top = (max if spec.higher_is_better else min)(present)
             # class counts tie often (every model at 10, or at 0): a tie bolds no one
-            tied = k in COVERAGE_KEYS and sum(v == top[0] for v, _ in present) > 1
-            if k not in UNRANKED and not tied:
+            tied = spec.tie_bolds_none and sum(v == top[0] for v, _ in present) > 1
+            if spec.ranked and not tied:
                 best[k] = top[1]
+    return best
 
-    net = cells[0]["network"]
-    header = ["model"] + [k.upper() if k in (metrics.KEY_FID, metrics.KEY_KID, metrics.KEY_IS) else k for k in keys]
+
+def _rows(summary: Summary, best: dict[str, str], models: list[str], keys: list[str]):
+    """The markdown cells (``mean ± std``, best in bold) and the CSV cells (mean, std) of each model's row."""
     rows_md, rows_csv = [], []
     for m in models:
         cells_md, cells_csv = [m], [m]
@@ -335,14 +363,19 @@ def collect(out: Path, protocol: Protocol, preset: str | None) -> str:
             s = summary[(m, k)]
             if s is None:
                 cells_md.append("n/a")
-                cells_csv.append("")
+                cells_csv += ["", ""]
                 continue
             text = _fmt(s[0], s[1], k)
             cells_md.append(f"**{text}**" if best.get(k) == m and len(models) > 1 else text)
-            cells_csv.append(f"{s[0]:.6g}")
-            cells_csv.append(f"{s[1]:.6g}" if s[1] is not None else "")
+            cells_csv += [f"{s[0]:.6g}", f"{s[1]:.6g}" if s[1] is not None else ""]
         rows_md.append(cells_md)
         rows_csv.append(cells_csv)
+    return rows_md, rows_csv
+
+
+def _protocol_line(protocol: Protocol, preset: str | None, cells: list[dict], keys: list[str]) -> str:
+    """The note under every table: what the numbers were measured on, with which weights and versions."""
+    net = cells[0]["network"]
     seeds = sorted({c["seed"] for c in cells})
     is_note = ""
     if metrics.KEY_IS in keys and any(not c["metrics"][metrics.KEY_IS]["available"] for c in cells):
@@ -350,7 +383,7 @@ def collect(out: Path, protocol: Protocol, preset: str | None) -> str:
     # the FID's real-image count (the coverage entries count the classifier's reference images)
     fd_key = metrics.metric_keys(str(net.get("network")))["fid"]
     num_real = (cells[0]["metrics"].get(fd_key) or next(iter(cells[0]["metrics"].values())))["num_real"]
-    protocol_line = (
+    line = (
         f"Protocol {protocol.key()}{f' (preset {preset})' if preset else ''}: data {protocol.data} {protocol.image_size}px, "
         f"{protocol.steps} steps at batch {protocol.batch_size}, seeds {seeds}; {protocol.num_samples} generated vs "
         f"{num_real} real ({protocol.real_split} split) images; "
@@ -361,36 +394,36 @@ def collect(out: Path, protocol: Protocol, preset: str | None) -> str:
     )
     clf = cells[0].get("coverage_classifier")
     if clf:
-        protocol_line += (
+        line += (
             f" Coverage: a CNN classifier trained on the {protocol.data} train split (test accuracy "
             f"{100 * clf['test_accuracy']:.1f}%, weights sha256 {clf['weights_sha256'][:16]}…); a class is covered when "
             f"≥ {100 * coverage.COVERAGE_MIN_FRACTION:g}% of the samples are classified as it with softmax ≥ "
             f"{coverage.CONFIDENCE_THRESHOLD}; class_kl = KL(generated ‖ real) of the predicted-class histograms (nats)."
         )
     if preset in PUBLISHED:
-        protocol_line += f" Published: {PUBLISHED[preset]}."
-    md = "| " + " | ".join(header) + " |\n|" + "---|" * len(header) + "\n"
-    md += "".join("| " + " | ".join(r) + " |\n" for r in rows_md)
-    md += f"\n{protocol_line}\n"
-    atomic_write(out / "table.md", lambda tmp: tmp.write_text(md))
+        line += f" Published: {PUBLISHED[preset]}."
+    return line
 
+
+def _write_csv(path: Path, rows: list[list[str]], keys: list[str]) -> None:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["model"] + [f"{k}_{s}" for k in keys for s in ("mean", "std")])
-    for r in rows_csv:
-        writer.writerow(r if len(r) == 1 + 2 * len(keys) else r + [""] * (1 + 2 * len(keys) - len(r)))
-    atomic_write(out / "table.csv", lambda tmp: tmp.write_text(buf.getvalue()))
+    writer.writerows(rows)
+    atomic_write(path, lambda tmp: tmp.write_text(buf.getvalue()))
 
-    tex_rows = []
-    for r in rows_md:
-        tex_rows.append(" & ".join(c.replace("**", "").replace("±", r"$\pm$") if not c.startswith("**")
-                                   else r"\textbf{" + c.strip("*").replace("±", r"$\pm$") + "}" for c in r) + r" \\")
+
+def _write_tex(path: Path, header: list[str], rows_md: list[list[str]], keys: list[str], note: str) -> None:
+    def cell(c: str) -> str:
+        bold = c.startswith("**")
+        c = c.strip("*").replace("±", r"$\pm$")
+        return r"\textbf{" + c + "}" if bold else c
+
+    tex_rows = [" & ".join(cell(c) for c in r) + r" \\" for r in rows_md]
     tex = ("\\begin{tabular}{l" + "c" * len(keys) + "}\n\\toprule\n" + " & ".join(h.replace("_", r"\_") for h in header)
            + " \\\\\n\\midrule\n" + "\n".join(r.replace("_", r"\_") for r in tex_rows) + "\n\\bottomrule\n\\end{tabular}\n"
-           + "% " + protocol_line + "\n")
-    atomic_write(out / "table.tex", lambda tmp: tmp.write_text(tex))
-    _figures(out, cells, models)
-    return md
+           + "% " + note + "\n")
+    atomic_write(path, lambda tmp: tmp.write_text(tex))
 
 
 def _figures(out: Path, cells: list[dict], models: list[str]) -> None:
