@@ -202,7 +202,7 @@ def coverage_inputs(protocol: Protocol, cache_dir: Path, device):
 
 
 #: The evaluation z of a cell is drawn with seed EVAL_SEED_OFFSET + its training seed, apart from
-#: the training seed's streams (benchmarks/began_classes.py reads the same samples).
+#: the training seed's streams (benchmarks/experiments/began_classes.py reads the same samples).
 EVAL_SEED_OFFSET = 10_000
 
 

@@ -51,7 +51,7 @@ def _entries() -> dict[str, list[ModelEntry]]:
             entry_point=ep,
         )
         bucket = found.setdefault(ep.name, [])
-        # The same distribution seen twice on sys.path is one registration, not a clash.
+        # The same distribution found twice on the import path is one registration, not a clash.
         if not any(e.distribution == entry.distribution and e.value == entry.value for e in bucket):
             bucket.append(entry)
     return found

@@ -1,4 +1,4 @@
-"""Performance against peers measured in the same run: training step, FID features, memory (issue 6).
+"""Performance against peers measured in the same run: training step, FID features, memory.
 
     python benchmarks/performance.py --out perf.json            # the full run (about 10 minutes, 2-core CPU)
     python benchmarks/performance.py --quick --out perf.json    # tiny sizes, about 1-2 minutes
@@ -50,8 +50,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 # torchgan picks its logging backends from the environment at import time; none is wanted here.
 os.environ.setdefault("TENSORBOARD_LOGGING", "0")

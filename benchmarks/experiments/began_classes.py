@@ -1,14 +1,16 @@
 """Which classes a trained BEGAN draws, and how well its discriminator reconstructs each class.
 
-    python benchmarks/began_classes.py RUN [RUN ...] [--cache-dir DIR] [--num-samples 1000] [--raw-generator]
+    python benchmarks/experiments/began_classes.py RUN [RUN ...] [--cache-dir DIR] [--num-samples 1000]
+                                                   [--raw-generator]
 
-For each ``gan-train`` run directory on labelled in-memory data (digits, shapes): the share of the generated samples the
-harness's CNN assigns to each class, how many of them it assigns with p >= 0.9 (a class is
-*covered* when that count reaches 1% of the samples, as in ``compare.py``), and the
-discriminator's mean L1 reconstruction error on the real test images of each class.  The samples
-are the ones ``compare.py`` scores (seed 10,000 + the run's training seed), so a cell's
-``classes_covered`` can be read class by class.  ``--raw-generator`` scores G itself where the run
-samples from a moving average of G (``model.ema_decay > 0``).  One thread.
+A research script, not the product.  For each ``gan-train`` run directory on labelled in-memory data
+(digits, shapes): the share of the generated samples the harness's CNN assigns to each class, how
+many of them it assigns with p >= 0.9 (a class is *covered* when that count reaches 1% of the
+samples, the harness's ``classes_covered`` rule), and, for BEGAN, the discriminator's mean L1
+reconstruction error on the real test images of each class.  The samples are the ones the harness
+scores (z seed ``began_plugin.harness.EVAL_SEED_OFFSET`` + the run's training seed), so a cell's
+``classes_covered`` can be read class by class.  ``--raw-generator`` scores G's own weights where
+the run samples from a moving average of G (``ema_decay`` > 0).  One thread.
 """
 
 from __future__ import annotations
@@ -21,12 +23,11 @@ from pathlib import Path
 import torch
 
 from began_plugin.data import build_dataset
+from began_plugin.harness import EVAL_SEED_OFFSET
 from began_plugin.metrics import coverage
+from began_plugin.training.checkpoint import CheckpointError
 from began_plugin.training.config import ConfigError
 from began_plugin.training.sample import generate, load_run
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare import EVAL_SEED_OFFSET  # noqa: E402
 
 
 def per_class(probs: torch.Tensor) -> dict[str, list]:
@@ -46,8 +47,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     try:
-        models = [(run, load_run(Path(run)), json.loads((Path(run) / "config.json").read_text())) for run in args.runs]
-    except (ConfigError, FileNotFoundError) as exc:
+        models = [(run, load_run(Path(run), average=not args.raw_generator),
+                   json.loads((Path(run) / "config.json").read_text())) for run in args.runs]
+    except (ConfigError, CheckpointError, FileNotFoundError) as exc:
         print(f"began_classes.py: error: {exc}", file=sys.stderr)
         return 2
     tests: dict[tuple, tuple] = {}  # (dataset, root, image size) -> (classifier, test images, labels)
@@ -57,8 +59,6 @@ def main(argv=None) -> int:
             test = build_dataset(*data, split="test")
             tests[data] = (coverage.load_or_train_classifier(args.cache_dir, *data), test.images.float(), test.labels)
         clf, real, labels = tests[data]
-        if args.raw_generator and hasattr(model, "sample_from_average"):
-            model.sample_from_average = False
         images = generate(model, args.num_samples, seed=EVAL_SEED_OFFSET + cfg["seed"])
         row = {"run": run, "data": data[0], "seed": cfg["seed"], **per_class(coverage._predict(clf.model, images))}
         if hasattr(model, "discriminator") and cfg["model"] == "began":
