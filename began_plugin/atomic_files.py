@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
-
 
 #: Test-only hook (tests/test_faults.py): seconds to wait between writing a ``.pt`` file's temporary
 #: copy and renaming it, so a test can SIGKILL a process inside that window.  Unset in normal use.

@@ -35,8 +35,9 @@ from __future__ import annotations
 import functools
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -226,15 +227,25 @@ def _build_digits(image_size: int, split: str) -> ImageDataset:
     if image_size != raw.shape[-1]:
         # Downsampling (image_size < 8) would alias without antialias; upsampling ignores it.
         raw = torch.nn.functional.interpolate(
-            raw, size=(image_size, image_size), mode="bilinear", align_corners=False,
+            raw,
+            size=(image_size, image_size),
+            mode="bilinear",
+            align_corners=False,
             antialias=image_size < raw.shape[-1],
         )
     # Bilinear weights are convex so the range holds; the clamp only removes float dust.
     images = (raw * 2.0 - 1.0).clamp_(-1.0, 1.0).contiguous()
     labels = torch.as_tensor(bunch.target[idx], dtype=torch.long)
     return ImageDataset(
-        name="digits", split=split, root=None, image_size=image_size, channels=1,
-        length=images.shape[0], images=images, labels=labels, num_classes=10,
+        name="digits",
+        split=split,
+        root=None,
+        image_size=image_size,
+        channels=1,
+        length=images.shape[0],
+        images=images,
+        labels=labels,
+        num_classes=10,
     )
 
 
@@ -276,8 +287,13 @@ def _shape_masks(kind: int, u: np.ndarray, v: np.ndarray, r: np.ndarray, w: np.n
 def draw_shape_params(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     """Centre (0.38-0.62 of the side), radius (0.22-0.36), rotation (uniform) and stroke width (0.07-0.11)."""
     params = rng.uniform(size=(n, 4))
-    return {"cx": 0.38 + 0.24 * params[:, 0], "cy": 0.38 + 0.24 * params[:, 1], "r": 0.22 + 0.14 * params[:, 2],
-            "theta": 2 * np.pi * params[:, 3], "w": 0.07 + 0.04 * rng.uniform(size=n)}
+    return {
+        "cx": 0.38 + 0.24 * params[:, 0],
+        "cy": 0.38 + 0.24 * params[:, 1],
+        "r": 0.22 + 0.14 * params[:, 2],
+        "theta": 2 * np.pi * params[:, 3],
+        "w": 0.07 + 0.04 * rng.uniform(size=n),
+    }
 
 
 def render_shapes(labels: np.ndarray, params: dict[str, np.ndarray], image_size: int) -> np.ndarray:
@@ -322,8 +338,14 @@ def _build_shapes(image_size: int, split: str) -> ImageDataset:
     n = len(labels)
     images = torch.from_numpy(pixels.copy()).unsqueeze(1) * 2.0 - 1.0  # a fresh tensor: callers may write to it
     return ImageDataset(
-        name="shapes", split=split, root=None, image_size=image_size, channels=1,
-        length=n, images=images.contiguous(), labels=torch.tensor(labels, dtype=torch.long),
+        name="shapes",
+        split=split,
+        root=None,
+        image_size=image_size,
+        channels=1,
+        length=n,
+        images=images.contiguous(),
+        labels=torch.tensor(labels, dtype=torch.long),
         num_classes=len(SHAPE_CLASSES),
     )
 
@@ -334,12 +356,14 @@ def _build_shapes(image_size: int, split: str) -> ImageDataset:
 def _pil_transform(image_size: int, channels: int):
     from torchvision import transforms
 
-    return transforms.Compose([
-        transforms.Resize(image_size),
-        transforms.CenterCrop(image_size),
-        transforms.ToTensor(),
-        transforms.Normalize([0.5] * channels, [0.5] * channels),
-    ])
+    return transforms.Compose(
+        [
+            transforms.Resize(image_size),
+            transforms.CenterCrop(image_size),
+            transforms.ToTensor(),
+            transforms.Normalize([0.5] * channels, [0.5] * channels),
+        ]
+    )
 
 
 def _build_torchvision(name: str, root: str | None, image_size: int, split: str) -> ImageDataset:
@@ -371,8 +395,15 @@ def _build_torchvision(name: str, root: str | None, image_size: int, split: str)
         return base[i][0]
 
     return ImageDataset(
-        name=name, split=split, root=root_path, image_size=image_size, channels=channels,
-        length=len(base), getter=getter, labels=labels, num_classes=num_classes,
+        name=name,
+        split=split,
+        root=root_path,
+        image_size=image_size,
+        channels=channels,
+        length=len(base),
+        getter=getter,
+        labels=labels,
+        num_classes=num_classes,
     )
 
 
@@ -414,8 +445,7 @@ def _build_folder(
 ) -> ImageDataset:
     if root is None:
         raise DataError(
-            "The folder dataset needs a directory of images but no root was given; "
-            "pass data.root=DIR pointing at it."
+            "The folder dataset needs a directory of images but no root was given; pass data.root=DIR pointing at it."
         )
     root_path = Path(os.path.expanduser(root)).absolute()
     if not root_path.is_dir():
@@ -473,6 +503,14 @@ def _build_folder(
         num_classes = len(classes)
 
     return ImageDataset(
-        name="folder", split=split, root=str(root_path), image_size=image_size, channels=channels,
-        length=len(files), getter=getter, labels=labels, num_classes=num_classes, files=files,
+        name="folder",
+        split=split,
+        root=str(root_path),
+        image_size=image_size,
+        channels=channels,
+        length=len(files),
+        getter=getter,
+        labels=labels,
+        num_classes=num_classes,
+        files=files,
     )

@@ -24,11 +24,11 @@ from typing import Any
 import torch
 
 from began_plugin import metrics
-from began_plugin.metrics import coverage
+from began_plugin.atomic_files import atomic_write
 from began_plugin.data import build_dataset
 from began_plugin.interface import optional_hook
+from began_plugin.metrics import coverage
 from began_plugin.registry import list_models, load_model
-from began_plugin.atomic_files import atomic_write
 from began_plugin.training.checkpoint import safe_load
 from began_plugin.training.config import TrainConfig, parse_args
 from began_plugin.training.loop import train
@@ -36,7 +36,6 @@ from began_plugin.training.run_directory import git_revision, package_versions
 from began_plugin.training.sample import generate, load_run
 
 # Lower is better for distances, higher for the Inception Score.
-
 
 
 @dataclass(frozen=True)
@@ -69,27 +68,82 @@ class Protocol:
 #: One source of presets: the CLI's --preset choices, the README's table and the tests read it.
 PRESETS: dict[str, Protocol] = {
     # CI: all three models, one seed, a few dozen steps, a few hundred samples, the offline Inception.
-    "smoke": Protocol(steps=30, batch_size=16, num_samples=160, num_real=160, real_split="test",
-                      kid_subset_size=80, isc_splits=2,
-                      model_hparams={"began": {"n": 16, "h": 16, "z_dim": 16}, "dcgan": {"width": 16},
-                                     "wgan_gp": {"width": 16}}),
+    "smoke": Protocol(
+        steps=30,
+        batch_size=16,
+        num_samples=160,
+        num_real=160,
+        real_split="test",
+        kid_subset_size=80,
+        isc_splits=2,
+        model_hparams={"began": {"n": 16, "h": 16, "z_dim": 16}, "dcgan": {"width": 16}, "wgan_gp": {"width": 16}},
+    ),
     # The embedded digits on 2 CPU cores, three seeds.  Steps, batch, the models' presets and the host
     # features are gan-train's defaults for BEGAN, so its cells are `gan-train seed=S` runs, and the
     # baselines get the same moving average and rate anneal; 1,000 samples per cell (360 real test digits).
-    "cpu": Protocol(steps=2000, batch_size=32, seeds=(0, 1, 2), num_samples=1000, num_real=360,
-                    real_split="test", kid_subset_size=180, isc_splits=4, ema_decay=0.999, lr_anneal=0.5),
+    "cpu": Protocol(
+        steps=2000,
+        batch_size=32,
+        seeds=(0, 1, 2),
+        num_samples=1000,
+        num_real=360,
+        real_split="test",
+        kid_subset_size=180,
+        isc_splits=4,
+        ema_decay=0.999,
+        lr_anneal=0.5,
+    ),
     # The generated shapes (began_plugin.data, 8 classes, 1,000 test images), same budget as "cpu".
-    "shapes": Protocol(data="shapes", steps=2000, batch_size=32, seeds=(0, 1, 2), num_samples=1000, num_real=1000,
-                       real_split="test", kid_subset_size=500, isc_splits=4),
+    "shapes": Protocol(
+        data="shapes",
+        steps=2000,
+        batch_size=32,
+        seeds=(0, 1, 2),
+        num_samples=1000,
+        num_real=1000,
+        real_split="test",
+        kid_subset_size=500,
+        isc_splits=4,
+    ),
     # Paper-scale protocols for a GPU (Lucic et al. 2018: 10k test images vs 10k generated).
-    "mnist": Protocol(data="mnist", steps=100_000, batch_size=64, seeds=(0, 1, 2), num_samples=10_000,
-                      num_real=10_000, network=metrics.NETWORK_INCEPTION),
-    "cifar10": Protocol(data="cifar10", steps=100_000, batch_size=64, seeds=(0, 1, 2), num_samples=10_000,
-                        num_real=10_000, network=metrics.NETWORK_INCEPTION),
-    "cifar10-50k": Protocol(data="cifar10", steps=100_000, batch_size=64, seeds=(0, 1, 2), num_samples=50_000,
-                            num_real=10_000, network=metrics.NETWORK_INCEPTION),
-    "celeba64": Protocol(data="celeba", image_size=64, steps=100_000, batch_size=16, seeds=(0, 1, 2),
-                         num_samples=10_000, num_real=10_000, real_split="test", network=metrics.NETWORK_INCEPTION),
+    "mnist": Protocol(
+        data="mnist",
+        steps=100_000,
+        batch_size=64,
+        seeds=(0, 1, 2),
+        num_samples=10_000,
+        num_real=10_000,
+        network=metrics.NETWORK_INCEPTION,
+    ),
+    "cifar10": Protocol(
+        data="cifar10",
+        steps=100_000,
+        batch_size=64,
+        seeds=(0, 1, 2),
+        num_samples=10_000,
+        num_real=10_000,
+        network=metrics.NETWORK_INCEPTION,
+    ),
+    "cifar10-50k": Protocol(
+        data="cifar10",
+        steps=100_000,
+        batch_size=64,
+        seeds=(0, 1, 2),
+        num_samples=50_000,
+        num_real=10_000,
+        network=metrics.NETWORK_INCEPTION,
+    ),
+    "celeba64": Protocol(
+        data="celeba",
+        image_size=64,
+        steps=100_000,
+        batch_size=16,
+        seeds=(0, 1, 2),
+        num_samples=10_000,
+        num_real=10_000,
+        real_split="test",
+        network=metrics.NETWORK_INCEPTION,
+    ),
 }
 
 #: Published numbers to compare with (quoted in table.md's protocol note).
@@ -134,12 +188,22 @@ def parse_cells(text: str | None, protocol: Protocol) -> list[tuple[str, int]]:
 
 
 def train_args(protocol: Protocol, model: str, seed: int, run_dir: Path, device: str) -> list[str]:
-    args = [f"model={model}", f"data={protocol.data}", f"image_size={protocol.image_size}",
-            f"steps={protocol.steps}", f"schedule_steps={protocol.steps}",  # --eval-every trains in parts
-            f"batch_size={protocol.batch_size}", f"seed={seed}", f"out={run_dir}",
-            f"device={device}", f"log_every={max(1, min(50, protocol.steps // 20))}",
-            f"sample_every={protocol.steps}", f"checkpoint_every={max(1, min(500, protocol.steps))}",
-            f"ema_decay={protocol.ema_decay}", f"lr_anneal={protocol.lr_anneal}"]
+    args = [
+        f"model={model}",
+        f"data={protocol.data}",
+        f"image_size={protocol.image_size}",
+        f"steps={protocol.steps}",
+        f"schedule_steps={protocol.steps}",  # --eval-every trains in parts
+        f"batch_size={protocol.batch_size}",
+        f"seed={seed}",
+        f"out={run_dir}",
+        f"device={device}",
+        f"log_every={max(1, min(50, protocol.steps // 20))}",
+        f"sample_every={protocol.steps}",
+        f"checkpoint_every={max(1, min(500, protocol.steps))}",
+        f"ema_decay={protocol.ema_decay}",
+        f"lr_anneal={protocol.lr_anneal}",
+    ]
     if protocol.data_root:
         args.append(f"data.root={protocol.data_root}")
     args += [f"model.{k}={v}" for k, v in protocol.model_hparams.get(model, {}).items()]
@@ -174,15 +238,23 @@ def real_statistics(protocol: Protocol, network, cache_dir: Path, device) -> met
     dataset = build_dataset(protocol.data, protocol.data_root, protocol.image_size, split=protocol.real_split)
     n = min(protocol.num_real, len(dataset))
     fields = metrics.statistics_cache_fields(
-        dataset=protocol.data, split=protocol.real_split, num_samples=n, image_size=protocol.image_size,
-        channels=dataset.channels, network=network, kid_max=n, keep_logits=False,
+        dataset=protocol.data,
+        split=protocol.real_split,
+        num_samples=n,
+        image_size=protocol.image_size,
+        channels=dataset.channels,
+        network=network,
+        kid_max=n,
+        keep_logits=False,
     )
 
     def compute():
         def batches():
             for i in range(0, n, 50):
                 idx = range(i, min(i + 50, n))
-                yield dataset.images[i : i + 50] if dataset.images is not None else torch.stack([dataset[j] for j in idx])
+                yield (
+                    dataset.images[i : i + 50] if dataset.images is not None else torch.stack([dataset[j] for j in idx])
+                )
 
         return metrics.images_to_statistics(network, batches(), kid_max=n, keep_logits=False, max_images=n)
 
@@ -193,8 +265,9 @@ def coverage_inputs(protocol: Protocol, cache_dir: Path, device):
     """(classifier, the same real images as FID) for labelled data; (None, None) otherwise (precision/recall)."""
     if protocol.data not in coverage.LABELLED_DATASETS:
         return None, None
-    clf = coverage.load_or_train_classifier(str(cache_dir), protocol.data, protocol.data_root, protocol.image_size,
-                                            device=device)
+    clf = coverage.load_or_train_classifier(
+        str(cache_dir), protocol.data, protocol.data_root, protocol.image_size, device=device
+    )
     dataset = build_dataset(protocol.data, protocol.data_root, protocol.image_size, split=protocol.real_split)
     n = min(protocol.num_real, len(dataset))
     real = dataset.images[:n] if dataset.images is not None else torch.stack([dataset[j] for j in range(n)])
@@ -206,7 +279,9 @@ def coverage_inputs(protocol: Protocol, cache_dir: Path, device):
 EVAL_SEED_OFFSET = 10_000
 
 
-def fake_statistics(protocol: Protocol, network, run_dir: Path, seed: int, device) -> tuple[metrics.FeatureStatistics, torch.Tensor]:
+def fake_statistics(
+    protocol: Protocol, network, run_dir: Path, seed: int, device
+) -> tuple[metrics.FeatureStatistics, torch.Tensor]:
     model = load_run(run_dir, device)
     images = generate(model, protocol.num_samples, seed=EVAL_SEED_OFFSET + seed)
     batches = (images[i : i + 50] for i in range(0, images.shape[0], 50))
@@ -214,7 +289,9 @@ def fake_statistics(protocol: Protocol, network, run_dir: Path, seed: int, devic
     return stats, images
 
 
-def run_cell(protocol, model, seed, out: Path, network, device, real_stats, coverage_inputs=(None, None)) -> dict[str, Any]:
+def run_cell(
+    protocol, model, seed, out: Path, network, device, real_stats, coverage_inputs=(None, None)
+) -> dict[str, Any]:
     cell_path = out / "cells" / f"{cell_name(model, seed)}.json"
     if cell_path.exists():
         cell = json.loads(cell_path.read_text())
@@ -235,8 +312,13 @@ def run_cell(protocol, model, seed, out: Path, network, device, real_stats, cove
     fake_stats, images = fake_statistics(protocol, network, run_dir, seed, device)
     grid = images[:64]
     values = metrics.compute_metrics(
-        network, real_stats, fake_stats, kid_subset_size=protocol.kid_subset_size, isc_splits=protocol.isc_splits,
-        seed=seed, crosscheck=True,
+        network,
+        real_stats,
+        fake_stats,
+        kid_subset_size=protocol.kid_subset_size,
+        isc_splits=protocol.isc_splits,
+        seed=seed,
+        crosscheck=True,
     )
     classifier, real_images = coverage_inputs
     if classifier is not None:  # the same generated images as FID, through the cached classifier
@@ -251,13 +333,24 @@ def run_cell(protocol, model, seed, out: Path, network, device, real_stats, cove
         "protocol": asdict(protocol),
         "train_config": json.loads((run_dir / "config.json").read_text()),
         "metrics": {k: v.as_dict() for k, v in values.items()},
-        "curve": curve + ([{"step": protocol.steps, "metric": k, "value": v.value} for k, v in values.items()
-                           if curve and k == curve[0]["metric"]]),
+        "curve": curve
+        + (
+            [
+                {"step": protocol.steps, "metric": k, "value": v.value}
+                for k, v in values.items()
+                if curve and k == curve[0]["metric"]
+            ]
+        ),
         "network": network.describe() if hasattr(network, "describe") else {"name": network.name},
         "coverage_classifier": coverage_inputs[0].provenance() if coverage_inputs[0] is not None else None,
         "versions": package_versions(),
         "git_revision": git_revision(),
-        "device": str(device) + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else f" ({platform.processor() or platform.machine()})"),
+        "device": str(device)
+        + (
+            f" ({torch.cuda.get_device_name()})"
+            if device.type == "cuda"
+            else f" ({platform.processor() or platform.machine()})"
+        ),
         "wall_time_s": {"train": round(train_time, 1), "metrics": round(time.perf_counter() - start, 1)},
     }
     atomic_write(cell_path, lambda tmp: tmp.write_text(json.dumps(cell, indent=2, sort_keys=True, default=str) + "\n"))
@@ -316,9 +409,27 @@ def _write_results(out: Path, cells: list[dict]) -> None:
     lines = []
     for c in cells:
         for key, value in sorted(c["metrics"].items()):
-            lines.append({"model": c["model"], "seed": c["seed"], "metric": key, **value,
-                          **{k: c[k] for k in ("protocol_key", "protocol", "train_config", "network", "versions",
-                                               "git_revision", "device", "wall_time_s")}})
+            lines.append(
+                {
+                    "model": c["model"],
+                    "seed": c["seed"],
+                    "metric": key,
+                    **value,
+                    **{
+                        k: c[k]
+                        for k in (
+                            "protocol_key",
+                            "protocol",
+                            "train_config",
+                            "network",
+                            "versions",
+                            "git_revision",
+                            "device",
+                            "wall_time_s",
+                        )
+                    },
+                }
+            )
     text = "".join(json.dumps(line, sort_keys=True, default=str) + "\n" for line in lines)
     atomic_write(out / "results.jsonl", lambda tmp: tmp.write_text(text))
 
@@ -379,7 +490,9 @@ def _protocol_line(protocol: Protocol, preset: str | None, cells: list[dict], ke
     seeds = sorted({c["seed"] for c in cells})
     is_note = ""
     if metrics.KEY_IS in keys and any(not c["metrics"][metrics.KEY_IS]["available"] for c in cells):
-        is_note = " IS n/a: " + next(c["metrics"][metrics.KEY_IS]["reason"] for c in cells if not c["metrics"][metrics.KEY_IS]["available"])
+        is_note = " IS n/a: " + next(
+            c["metrics"][metrics.KEY_IS]["reason"] for c in cells if not c["metrics"][metrics.KEY_IS]["available"]
+        )
     # the FID's real-image count (the coverage entries count the classifier's reference images)
     fd_key = metrics.metric_keys(str(net.get("network")))["fid"]
     num_real = (cells[0]["metrics"].get(fd_key) or next(iter(cells[0]["metrics"].values())))["num_real"]
@@ -420,9 +533,18 @@ def _write_tex(path: Path, header: list[str], rows_md: list[list[str]], keys: li
         return r"\textbf{" + c + "}" if bold else c
 
     tex_rows = [" & ".join(cell(c) for c in r) + r" \\" for r in rows_md]
-    tex = ("\\begin{tabular}{l" + "c" * len(keys) + "}\n\\toprule\n" + " & ".join(h.replace("_", r"\_") for h in header)
-           + " \\\\\n\\midrule\n" + "\n".join(r.replace("_", r"\_") for r in tex_rows) + "\n\\bottomrule\n\\end{tabular}\n"
-           + "% " + note + "\n")
+    tex = (
+        "\\begin{tabular}{l"
+        + "c" * len(keys)
+        + "}\n\\toprule\n"
+        + " & ".join(h.replace("_", r"\_") for h in header)
+        + " \\\\\n\\midrule\n"
+        + "\n".join(r.replace("_", r"\_") for r in tex_rows)
+        + "\n\\bottomrule\n\\end{tabular}\n"
+        + "% "
+        + note
+        + "\n"
+    )
     atomic_write(path, lambda tmp: tmp.write_text(tex))
 
 
@@ -449,8 +571,12 @@ def _figures(out: Path, cells: list[dict], models: list[str]) -> None:
     if curves:
         fig, ax = plt.subplots(figsize=(6, 4))
         for c in curves:
-            ax.plot([p["step"] for p in c["curve"]], [p["value"] for p in c["curve"]], marker="o",
-                    label=f"{c['model']} seed {c['seed']}")
+            ax.plot(
+                [p["step"] for p in c["curve"]],
+                [p["value"] for p in c["curve"]],
+                marker="o",
+                label=f"{c['model']} seed {c['seed']}",
+            )
         ax.set(xlabel="step", ylabel=curves[0]["curve"][0]["metric"], title="metric against training step")
         ax.legend()
         fig.tight_layout()
@@ -477,10 +603,10 @@ def _model_curves(out: Path, cells: list[dict], models: list[str]) -> None:
             for ax, key in zip(row, keys):
                 points = [(r["step"], r[key]) for r in rows if key in r]
                 ax.plot([p[0] for p in points], [p[1] for p in points], label=f"seed {c['seed']}")
-        for ax, (key, label) in zip(row, keys.items()):
+        for ax, label in zip(row, keys.values()):
             ax.set(xlabel="step", ylabel=label, title=f"{m}: {label}")
             ax.legend()
-        for ax in row[len(keys):]:
+        for ax in row[len(keys) :]:
             ax.axis("off")
     fig.tight_layout()
     atomic_write(out / "curves.png", lambda tmp: fig.savefig(tmp, format="png", dpi=100))
@@ -519,7 +645,7 @@ def build_protocol(args) -> Protocol:
             f"or lower --kid-subset-size."
         )
     if protocol.network not in metrics.NETWORK_NAMES:
-        raise HarnessError(f"unknown feature network {protocol.network!r}; expected one of {list(metrics.NETWORK_NAMES)}.")
+        raise HarnessError(
+            f"unknown feature network {protocol.network!r}; expected one of {list(metrics.NETWORK_NAMES)}."
+        )
     return protocol
-
-

@@ -84,8 +84,9 @@ schedule relative to the run's length) are the host's: ``generate(z)`` must draw
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -168,8 +169,7 @@ class GANModel(nn.Module):
                 near = difflib.get_close_matches(key, sorted(names), n=1)
                 hints.append(f"{key!r}" + (f" (did you mean {near[0]!r}?)" if near else ""))
             raise ValueError(
-                f"unknown hyper-parameter {', '.join(hints)} for {cls.__name__}; "
-                f"expected one of {sorted(names)}."
+                f"unknown hyper-parameter {', '.join(hints)} for {cls.__name__}; expected one of {sorted(names)}."
             )
         return cls.Hparams(**overrides)
 

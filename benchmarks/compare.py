@@ -27,12 +27,12 @@ from began_plugin.harness import (  # noqa: F401  (_fmt: the tests read the tabl
     PRESETS,
     HarnessError,
     HarnessStopped,
-    coverage_inputs,
     _fmt,
-    real_statistics,
     build_protocol,
     collect,
+    coverage_inputs,
     parse_cells,
+    real_statistics,
     run_cell,
 )
 from began_plugin.registry import RegistryError
@@ -42,7 +42,9 @@ from began_plugin.training.loop import resolve_device
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--preset", default="smoke", help=f"one of {sorted(PRESETS)} (default: smoke)")
     parser.add_argument("--out", required=True, help="output directory (shared by every cell)")
     parser.add_argument("--models", help="comma-separated registered model names (default: the preset's)")
@@ -50,11 +52,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int)
     parser.add_argument("--num-samples", type=int, dest="num_samples")
     parser.add_argument("--num-real", type=int, dest="num_real")
-    parser.add_argument("--eval-every", type=int, dest="eval_every",
-                        help="also measure FID every N training steps (metric_curve.png)")
+    parser.add_argument(
+        "--eval-every", type=int, dest="eval_every", help="also measure FID every N training steps (metric_curve.png)"
+    )
     parser.add_argument("--kid-subset-size", type=int, dest="kid_subset_size")
     parser.add_argument("--network", help=f"feature network: one of {list(metrics.NETWORK_NAMES)}")
-    parser.add_argument("--inception-weights", help="path to the standard torch-fidelity Inception weights (network inception)")
+    parser.add_argument(
+        "--inception-weights", help="path to the standard torch-fidelity Inception weights (network inception)"
+    )
     parser.add_argument("--data-root", dest="data_root", help="where torchvision datasets live")
     parser.add_argument("--cells", help="run only these cells, e.g. began:0,dcgan:1")
     parser.add_argument("--collect", action="store_true", help="only build the tables from the finished cells")
@@ -70,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
             device = resolve_device(args.device)
             network = metrics.load_feature_network(protocol.network, weights_path=args.inception_weights, device=device)
             cells = parse_cells(args.cells, protocol)
-            real_stats = real_statistics(protocol, network, Path(args.cache_dir) if args.cache_dir else out / "cache", device)
+            real_stats = real_statistics(
+                protocol, network, Path(args.cache_dir) if args.cache_dir else out / "cache", device
+            )
             coverage = coverage_inputs(protocol, Path(args.cache_dir) if args.cache_dir else out / "cache", device)
             for model, seed in tqdm(cells, desc="cells", file=sys.stderr):
                 run_cell(protocol, model, seed, out, network, device, real_stats, coverage)

@@ -46,8 +46,9 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,7 +73,11 @@ FID_RTOL = 1e-4
 @contextlib.contextmanager
 def _quiet():
     """Silence stdout/stderr chatter of the peers (torchgan prints per epoch, pytorch-fid shows tqdm)."""
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
+    with (
+        contextlib.redirect_stdout(io.StringIO()),
+        contextlib.redirect_stderr(io.StringIO()),
+        warnings.catch_warnings(),
+    ):
         warnings.simplefilter("ignore")
         yield
 
@@ -141,17 +146,31 @@ def _build_torchgan(model, workdir: str):
     hp = model.hparams
     adam = {"name": torch.optim.Adam, "args": {"lr": hp.lr, "betas": (hp.beta1, hp.beta2)}}
     models = {
-        "generator": {"name": WrappedGenerator, "args": {"module": copy.deepcopy(model.generator), "encoding_dims": hp.z_dim},
-                      "optimizer": adam},
-        "discriminator": {"name": WrappedDiscriminator,
-                          "args": {"module": copy.deepcopy(model.discriminator), "input_dims": model.channels},
-                          "optimizer": adam},
+        "generator": {
+            "name": WrappedGenerator,
+            "args": {"module": copy.deepcopy(model.generator), "encoding_dims": hp.z_dim},
+            "optimizer": adam,
+        },
+        "discriminator": {
+            "name": WrappedDiscriminator,
+            "args": {"module": copy.deepcopy(model.discriminator), "input_dims": model.channels},
+            "optimizer": adam,
+        },
     }
-    losses = [BoundaryEquilibriumGeneratorLoss(),
-              BoundaryEquilibriumDiscriminatorLoss(init_k=hp.k_init, lambd=hp.lambda_k, gamma=hp.gamma)]
+    losses = [
+        BoundaryEquilibriumGeneratorLoss(),
+        BoundaryEquilibriumDiscriminatorLoss(init_k=hp.k_init, lambd=hp.lambda_k, gamma=hp.gamma),
+    ]
     with _quiet():
-        trainer = Trainer(models, losses, device=torch.device("cpu"), epochs=1, sample_size=4,
-                          checkpoints=os.path.join(workdir, "gan"), recon=os.path.join(workdir, "images"))
+        trainer = Trainer(
+            models,
+            losses,
+            device=torch.device("cpu"),
+            epochs=1,
+            sample_size=4,
+            checkpoints=os.path.join(workdir, "gan"),
+            recon=os.path.join(workdir, "images"),
+        )
     return trainer
 
 
@@ -175,8 +194,9 @@ def _count_flops(fn: Callable[[], Any]) -> int:
     return int(counter.get_total_flops())
 
 
-def bench_training(batch: int, *, image_size=32, channels=3, n=64, h=64, warmup=2, windows=5, steps_per_window=2,
-                   seed=0) -> dict:
+def bench_training(
+    batch: int, *, image_size=32, channels=3, n=64, h=64, warmup=2, windows=5, steps_per_window=2, seed=0
+) -> dict:
     from began_plugin.training.step import train_step
 
     model, opts = _build_ours(image_size, channels, n, h, seed)
@@ -217,13 +237,23 @@ def bench_training(batch: int, *, image_size=32, channels=3, n=64, h=64, warmup=
                     out.append(steps_per_window / (time.perf_counter() - t0))
     sps_ours, sps_theirs = statistics.median(t_ours), statistics.median(t_theirs)
     return {
-        "batch": batch, "image_size": image_size, "channels": channels, "n": n, "h": h,
-        "warmup_steps": warmup, "windows": windows, "steps_per_window": steps_per_window,
-        "ours_steps_per_s": sps_ours, "torchgan_steps_per_s": sps_theirs,
-        "ours_windows_steps_per_s": t_ours, "torchgan_windows_steps_per_s": t_theirs,
+        "batch": batch,
+        "image_size": image_size,
+        "channels": channels,
+        "n": n,
+        "h": h,
+        "warmup_steps": warmup,
+        "windows": windows,
+        "steps_per_window": steps_per_window,
+        "ours_steps_per_s": sps_ours,
+        "torchgan_steps_per_s": sps_theirs,
+        "ours_windows_steps_per_s": t_ours,
+        "torchgan_windows_steps_per_s": t_theirs,
         "ratio_ours_over_torchgan": sps_ours / sps_theirs,
-        "ours_flops_per_step": flops_ours, "torchgan_flops_per_step": flops_theirs,
-        "ours_gflops": flops_ours * sps_ours / 1e9, "torchgan_gflops": flops_theirs * sps_theirs / 1e9,
+        "ours_flops_per_step": flops_ours,
+        "torchgan_flops_per_step": flops_theirs,
+        "ours_gflops": flops_ours * sps_ours / 1e9,
+        "torchgan_gflops": flops_theirs * sps_theirs / 1e9,
         "torchgan_trainer_end_to_end_error": e2e_error,
         "torchgan_trainer_end_to_end_iterations": {"generator": e2e_iters[0], "discriminator": e2e_iters[1]},
     }
@@ -274,15 +304,23 @@ def pytorch_fid_state_dict() -> dict:
     keys = list(sd)
     convs = sorted({k.rsplit(".", 1)[0] for k in sd}, key=lambda name: keys.index(name + ".weight"))
     m = pi._inception_v3(num_classes=1008, aux_logits=False, weights=None)
-    for name, cls, args in (("Mixed_5b", pi.FIDInceptionA, (192, 32)), ("Mixed_5c", pi.FIDInceptionA, (256, 64)),
-                            ("Mixed_5d", pi.FIDInceptionA, (288, 64)), ("Mixed_6b", pi.FIDInceptionC, (768, 128)),
-                            ("Mixed_6c", pi.FIDInceptionC, (768, 160)), ("Mixed_6d", pi.FIDInceptionC, (768, 160)),
-                            ("Mixed_6e", pi.FIDInceptionC, (768, 192)), ("Mixed_7b", pi.FIDInceptionE_1, (1280,)),
-                            ("Mixed_7c", pi.FIDInceptionE_2, (2048,))):
+    for name, cls, args in (
+        ("Mixed_5b", pi.FIDInceptionA, (192, 32)),
+        ("Mixed_5c", pi.FIDInceptionA, (256, 64)),
+        ("Mixed_5d", pi.FIDInceptionA, (288, 64)),
+        ("Mixed_6b", pi.FIDInceptionC, (768, 128)),
+        ("Mixed_6c", pi.FIDInceptionC, (768, 160)),
+        ("Mixed_6d", pi.FIDInceptionC, (768, 160)),
+        ("Mixed_6e", pi.FIDInceptionC, (768, 192)),
+        ("Mixed_7b", pi.FIDInceptionE_1, (1280,)),
+        ("Mixed_7c", pi.FIDInceptionE_2, (2048,)),
+    ):
         setattr(m, name, cls(*args))
     theirs = [n for n, mod in m.named_modules() if type(mod).__name__ == "BasicConv2d"]
     if len(convs) != len(theirs):
-        raise RuntimeError(f"{len(convs)} convolutions in the TorchScript but {len(theirs)} in pytorch-fid's InceptionV3")
+        raise RuntimeError(
+            f"{len(convs)} convolutions in the TorchScript but {len(theirs)} in pytorch-fid's InceptionV3"
+        )
     out = {}
     for a, b in zip(convs, theirs):
         w = sd[a + ".weight"]
@@ -318,9 +356,16 @@ def _torch_fidelity_fid(real, fake, batch):
     import began_plugin.metrics  # noqa: F401  (registers 'inception-offline' with torch-fidelity)
 
     t0 = time.perf_counter()
-    out = torch_fidelity.calculate_metrics(input1=_UInt8Dataset(real), input2=_UInt8Dataset(fake), fid=True,
-                                           feature_extractor="inception-offline", cuda=False, batch_size=batch,
-                                           cache=False, verbose=False)
+    out = torch_fidelity.calculate_metrics(
+        input1=_UInt8Dataset(real),
+        input2=_UInt8Dataset(fake),
+        fid=True,
+        feature_extractor="inception-offline",
+        cuda=False,
+        batch_size=batch,
+        cache=False,
+        verbose=False,
+    )
     return float(out["frechet_inception_distance"]), {"total_s": time.perf_counter() - t0}
 
 
@@ -365,9 +410,15 @@ def bench_fid(per_side: int, batch: int, pytorch_fid: bool = True) -> dict:
         fid_tf, t_tf = _torch_fidelity_fid(real, fake, batch)
     n_img = 2 * per_side
     out = {
-        "images_per_side": per_side, "batch": batch, "image_size": 32,
-        "ours": {"fid": fid_ours, **t_ours, "images_per_s": n_img / t_ours["total_s"],
-                 "feature_images_per_s": n_img / t_ours["features_s"]},
+        "images_per_side": per_side,
+        "batch": batch,
+        "image_size": 32,
+        "ours": {
+            "fid": fid_ours,
+            **t_ours,
+            "images_per_s": n_img / t_ours["total_s"],
+            "feature_images_per_s": n_img / t_ours["features_s"],
+        },
         "torch_fidelity": {"fid": fid_tf, **t_tf, "images_per_s": n_img / t_tf["total_s"]},
         "fid_rtol": FID_RTOL,
         "fid_rel_diff_torch_fidelity": abs(fid_ours - fid_tf) / abs(fid_tf),
@@ -378,8 +429,12 @@ def bench_fid(per_side: int, batch: int, pytorch_fid: bool = True) -> dict:
             fid_pf, t_pf, (m1, s1, m2, s2) = _pytorch_fid_fid(real, fake, batch, workdir)
         with _quiet():
             frechet_ours_on_theirs = M.frechet_distance(m1, s1, m2, s2)
-        out["pytorch_fid"] = {"fid": fid_pf, **t_pf, "images_per_s": n_img / t_pf["total_s"],
-                              "feature_images_per_s": n_img / t_pf["features_s"]}
+        out["pytorch_fid"] = {
+            "fid": fid_pf,
+            **t_pf,
+            "images_per_s": n_img / t_pf["total_s"],
+            "feature_images_per_s": n_img / t_pf["features_s"],
+        }
         # The Fréchet step alone, on identical (pytorch-fid's) statistics: must agree.
         out["frechet_ours_on_pytorch_fid_stats"] = frechet_ours_on_theirs
         out["frechet_rel_diff_pytorch_fid"] = abs(frechet_ours_on_theirs - fid_pf) / abs(fid_pf)
@@ -419,15 +474,33 @@ def memory_child(count: int, network: str, batch: int, gen_n: int) -> dict:
     seconds = time.perf_counter() - t0
     del warm, mu, sigma
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
-    return {"n": count, "network": network, "batch": batch, "generator_n": gen_n, "count": stats.count,
-            "peak_rss_mb": rss_kb / 1024, "rss_after_setup_mb": rss_setup_kb / 1024, "seconds": seconds}
+    return {
+        "n": count,
+        "network": network,
+        "batch": batch,
+        "generator_n": gen_n,
+        "count": stats.count,
+        "peak_rss_mb": rss_kb / 1024,
+        "rss_after_setup_mb": rss_setup_kb / 1024,
+        "seconds": seconds,
+    }
 
 
 def bench_memory(sizes: list[int], network: str, batch: int, gen_n: int) -> list[dict]:
     out = []
     for count in sizes:
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--memory-child", str(count), "--memory-network", network,
-               "--memory-batch", str(batch), "--memory-generator-n", str(gen_n)]
+        cmd = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--memory-child",
+            str(count),
+            "--memory-network",
+            network,
+            "--memory-batch",
+            str(batch),
+            "--memory-generator-n",
+            str(gen_n),
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=str(ROOT))
         if proc.returncode != 0:
             raise RuntimeError(f"memory child for N={count} failed:\n{proc.stderr[-2000:]}")
@@ -453,64 +526,127 @@ def build_rows(res: dict) -> list[dict]:
     mm = res["matmul"]["gflops"]
     for tr in res.get("training", []):
         b = tr["batch"]
-        rows.append({
-            "measurement": f"train step, batch {b} (steps/s; peer: torchgan Trainer.train_iter + logger)",
-            "ours": tr["ours_steps_per_s"], "peer": tr["torchgan_steps_per_s"],
-            "ratio": tr["ratio_ours_over_torchgan"], "target": f">= {TARGETS['train_vs_torchgan']}x",
-            "met": tr["ratio_ours_over_torchgan"] >= TARGETS["train_vs_torchgan"]})
-        rows.append({
-            "measurement": f"train step, batch {b} (GFLOP/s; peer: fp32 2048^2 matmul)",
-            "ours": tr["ours_gflops"], "peer": mm, "ratio": tr["ours_gflops"] / mm,
-            "target": f">= {TARGETS['train_matmul_fraction']:.0%} of matmul",
-            "met": tr["ours_gflops"] / mm >= TARGETS["train_matmul_fraction"]})
-        rows.append({
-            "measurement": f"train step, batch {b} (GFLOP per step; peer: torchgan)",
-            "ours": tr["ours_flops_per_step"] / 1e9, "peer": tr["torchgan_flops_per_step"] / 1e9,
-            "ratio": tr["ours_flops_per_step"] / tr["torchgan_flops_per_step"], "target": "(information)", "met": None})
+        rows.append(
+            {
+                "measurement": f"train step, batch {b} (steps/s; peer: torchgan Trainer.train_iter + logger)",
+                "ours": tr["ours_steps_per_s"],
+                "peer": tr["torchgan_steps_per_s"],
+                "ratio": tr["ratio_ours_over_torchgan"],
+                "target": f">= {TARGETS['train_vs_torchgan']}x",
+                "met": tr["ratio_ours_over_torchgan"] >= TARGETS["train_vs_torchgan"],
+            }
+        )
+        rows.append(
+            {
+                "measurement": f"train step, batch {b} (GFLOP/s; peer: fp32 2048^2 matmul)",
+                "ours": tr["ours_gflops"],
+                "peer": mm,
+                "ratio": tr["ours_gflops"] / mm,
+                "target": f">= {TARGETS['train_matmul_fraction']:.0%} of matmul",
+                "met": tr["ours_gflops"] / mm >= TARGETS["train_matmul_fraction"],
+            }
+        )
+        rows.append(
+            {
+                "measurement": f"train step, batch {b} (GFLOP per step; peer: torchgan)",
+                "ours": tr["ours_flops_per_step"] / 1e9,
+                "peer": tr["torchgan_flops_per_step"] / 1e9,
+                "ratio": tr["ours_flops_per_step"] / tr["torchgan_flops_per_step"],
+                "target": "(information)",
+                "met": None,
+            }
+        )
     fid = res.get("fid")
     if fid:
         n = 2 * fid["images_per_side"]
         r = fid["ours"]["images_per_s"] / fid["torch_fidelity"]["images_per_s"]
-        rows.append({
-            "measurement": f"FID end-to-end, {n} images (images/s; peer: torch-fidelity calculate_metrics)",
-            "ours": fid["ours"]["images_per_s"], "peer": fid["torch_fidelity"]["images_per_s"], "ratio": r,
-            "target": f">= {TARGETS['fid_vs_torch_fidelity']}x", "met": r >= TARGETS["fid_vs_torch_fidelity"]})
-        rows.append({
-            "measurement": "FID value (peer: torch-fidelity; same weights, same preprocessing)",
-            "ours": fid["ours"]["fid"], "peer": fid["torch_fidelity"]["fid"],
-            "ratio": fid["ours"]["fid"] / fid["torch_fidelity"]["fid"], "target": f"rel. diff <= {FID_RTOL:g}",
-            "met": fid["fid_agrees_torch_fidelity"]})
+        rows.append(
+            {
+                "measurement": f"FID end-to-end, {n} images (images/s; peer: torch-fidelity calculate_metrics)",
+                "ours": fid["ours"]["images_per_s"],
+                "peer": fid["torch_fidelity"]["images_per_s"],
+                "ratio": r,
+                "target": f">= {TARGETS['fid_vs_torch_fidelity']}x",
+                "met": r >= TARGETS["fid_vs_torch_fidelity"],
+            }
+        )
+        rows.append(
+            {
+                "measurement": "FID value (peer: torch-fidelity; same weights, same preprocessing)",
+                "ours": fid["ours"]["fid"],
+                "peer": fid["torch_fidelity"]["fid"],
+                "ratio": fid["ours"]["fid"] / fid["torch_fidelity"]["fid"],
+                "target": f"rel. diff <= {FID_RTOL:g}",
+                "met": fid["fid_agrees_torch_fidelity"],
+            }
+        )
         pf = fid.get("pytorch_fid")
         if pf:
-            rows.append({
-                "measurement": f"FID features, {n} images (images/s; peer: pytorch-fid InceptionV3 on PNGs)",
-                "ours": fid["ours"]["feature_images_per_s"], "peer": pf["feature_images_per_s"],
-                "ratio": fid["ours"]["feature_images_per_s"] / pf["feature_images_per_s"], "target": "(information)",
-                "met": None})
-            rows.append({
-                "measurement": "Frechet step (s; peer: pytorch-fid calculate_frechet_distance, scipy sqrtm)",
-                "ours": fid["ours"]["frechet_s"], "peer": pf["frechet_s"], "ratio": pf["frechet_s"] / fid["ours"]["frechet_s"],
-                "target": "(information; ratio = peer/ours)", "met": None})
-            rows.append({
-                "measurement": "Frechet value on pytorch-fid's own statistics (ours vs pytorch-fid)",
-                "ours": fid["frechet_ours_on_pytorch_fid_stats"], "peer": pf["fid"],
-                "ratio": fid["frechet_ours_on_pytorch_fid_stats"] / pf["fid"],
-                "target": f"rel. diff <= {FID_RTOL:g}", "met": fid["frechet_agrees_pytorch_fid"]})
-            rows.append({
-                "measurement": "FID value (peer: pytorch-fid pipeline; its own resize/scaling)",
-                "ours": fid["ours"]["fid"], "peer": pf["fid"], "ratio": fid["ours"]["fid"] / pf["fid"],
-                "target": "(information: preprocessing differs)", "met": None})
+            rows.append(
+                {
+                    "measurement": f"FID features, {n} images (images/s; peer: pytorch-fid InceptionV3 on PNGs)",
+                    "ours": fid["ours"]["feature_images_per_s"],
+                    "peer": pf["feature_images_per_s"],
+                    "ratio": fid["ours"]["feature_images_per_s"] / pf["feature_images_per_s"],
+                    "target": "(information)",
+                    "met": None,
+                }
+            )
+            rows.append(
+                {
+                    "measurement": "Frechet step (s; peer: pytorch-fid calculate_frechet_distance, scipy sqrtm)",
+                    "ours": fid["ours"]["frechet_s"],
+                    "peer": pf["frechet_s"],
+                    "ratio": pf["frechet_s"] / fid["ours"]["frechet_s"],
+                    "target": "(information; ratio = peer/ours)",
+                    "met": None,
+                }
+            )
+            rows.append(
+                {
+                    "measurement": "Frechet value on pytorch-fid's own statistics (ours vs pytorch-fid)",
+                    "ours": fid["frechet_ours_on_pytorch_fid_stats"],
+                    "peer": pf["fid"],
+                    "ratio": fid["frechet_ours_on_pytorch_fid_stats"] / pf["fid"],
+                    "target": f"rel. diff <= {FID_RTOL:g}",
+                    "met": fid["frechet_agrees_pytorch_fid"],
+                }
+            )
+            rows.append(
+                {
+                    "measurement": "FID value (peer: pytorch-fid pipeline; its own resize/scaling)",
+                    "ours": fid["ours"]["fid"],
+                    "peer": pf["fid"],
+                    "ratio": fid["ours"]["fid"] / pf["fid"],
+                    "target": "(information: preprocessing differs)",
+                    "met": None,
+                }
+            )
     mem = res.get("memory")
     if mem:
         big, mid = mem[-1], mem[len(mem) // 2] if len(mem) > 2 else mem[0]
         r = big["peak_rss_mb"] / mid["peak_rss_mb"]
-        rows.append({
-            "measurement": f"peak RSS, streaming stats ({big['network']}), N={big['n']:,} vs N={mid['n']:,} (MB)",
-            "ours": big["peak_rss_mb"], "peer": mid["peak_rss_mb"], "ratio": r,
-            "target": f"<= {TARGETS['memory_50k_over_10k']}x", "met": r <= TARGETS["memory_50k_over_10k"]})
+        rows.append(
+            {
+                "measurement": f"peak RSS, streaming stats ({big['network']}), N={big['n']:,} vs N={mid['n']:,} (MB)",
+                "ours": big["peak_rss_mb"],
+                "peer": mid["peak_rss_mb"],
+                "ratio": r,
+                "target": f"<= {TARGETS['memory_50k_over_10k']}x",
+                "met": r <= TARGETS["memory_50k_over_10k"],
+            }
+        )
     for m in res.get("memory_inception", []):
-        rows.append({"measurement": f"peak RSS, streaming stats (inception-offline), N={m['n']} (MB)",
-                     "ours": m["peak_rss_mb"], "peer": None, "ratio": None, "target": "(information)", "met": None})
+        rows.append(
+            {
+                "measurement": f"peak RSS, streaming stats (inception-offline), N={m['n']} (MB)",
+                "ours": m["peak_rss_mb"],
+                "peer": None,
+                "ratio": None,
+                "target": "(information)",
+                "met": None,
+            }
+        )
     return rows
 
 
@@ -518,7 +654,9 @@ def markdown(rows: list[dict]) -> str:
     lines = ["| measurement | ours | peer | ratio | target | met? |", "|---|---:|---:|---:|---|---|"]
     for r in rows:
         met = "-" if r["met"] is None else ("yes" if r["met"] else "no")
-        lines.append(f"| {r['measurement']} | {_fmt(r['ours'])} | {_fmt(r['peer'])} | {_fmt(r['ratio'])} | {r['target']} | {met} |")
+        lines.append(
+            f"| {r['measurement']} | {_fmt(r['ours'])} | {_fmt(r['peer'])} | {_fmt(r['ratio'])} | {r['target']} | {met} |"
+        )
     return "\n".join(lines)
 
 
@@ -545,9 +683,16 @@ NOTES = [
 def run(args) -> dict:
     torch.manual_seed(0)
     res: dict = {
-        "meta": {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-                 "cpu_count": os.cpu_count(), "platform": platform.platform(), "quick": bool(args.quick),
-                 "argv": sys.argv[1:], "started": time.strftime("%Y-%m-%dT%H:%M:%S")},
+        "meta": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+            "quick": bool(args.quick),
+            "argv": sys.argv[1:],
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        },
         "targets": TARGETS,
     }
     t_start = time.perf_counter()
@@ -555,20 +700,31 @@ def run(args) -> dict:
     print(f"matmul {args.matmul_size}^2 fp32: {res['matmul']['gflops']:.1f} GFLOP/s", file=sys.stderr)
     res["training"] = []
     for b in args.train_batches:
-        tr = bench_training(b, n=args.train_n, h=args.train_h, warmup=args.warmup, windows=args.windows,
-                            steps_per_window=args.steps_per_window)
+        tr = bench_training(
+            b,
+            n=args.train_n,
+            h=args.train_h,
+            warmup=args.warmup,
+            windows=args.windows,
+            steps_per_window=args.steps_per_window,
+        )
         res["training"].append(tr)
-        print(f"train batch {b}: ours {tr['ours_steps_per_s']:.3g} steps/s, torchgan {tr['torchgan_steps_per_s']:.3g}",
-              file=sys.stderr)
+        print(
+            f"train batch {b}: ours {tr['ours_steps_per_s']:.3g} steps/s, torchgan {tr['torchgan_steps_per_s']:.3g}",
+            file=sys.stderr,
+        )
     if args.fid_images > 0:
         res["fid"] = bench_fid(args.fid_images, args.fid_batch, pytorch_fid=args.pytorch_fid)
-        print(f"FID: ours {res['fid']['ours']['fid']:.6g}, torch-fidelity {res['fid']['torch_fidelity']['fid']:.6g}",
-              file=sys.stderr)
+        print(
+            f"FID: ours {res['fid']['ours']['fid']:.6g}, torch-fidelity {res['fid']['torch_fidelity']['fid']:.6g}",
+            file=sys.stderr,
+        )
     if args.memory_sizes:
         res["memory"] = bench_memory(args.memory_sizes, "standin", args.memory_batch, args.memory_generator_n)
     if args.memory_inception_sizes:
-        res["memory_inception"] = bench_memory(args.memory_inception_sizes, "inception-offline", 32,
-                                               args.memory_generator_n)
+        res["memory_inception"] = bench_memory(
+            args.memory_inception_sizes, "inception-offline", 32, args.memory_generator_n
+        )
     res["rows"] = build_rows(res)
     res["notes"] = NOTES
     res["meta"]["wall_s"] = time.perf_counter() - t_start
@@ -576,8 +732,9 @@ def run(args) -> dict:
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--quick", action="store_true", help="tiny sizes (about 1-2 minutes); explicit options still win")
     p.add_argument("--out", type=Path, help="write the results as JSON here")
     p.add_argument("--train-batches", type=lambda s: [int(x) for x in s.split(",") if x])
@@ -588,9 +745,13 @@ def parse_args(argv=None):
     p.add_argument("--steps-per-window", type=int)
     p.add_argument("--fid-images", type=int, help="images per side (real, fake); 0 skips the FID section")
     p.add_argument("--fid-batch", type=int, default=32)
-    p.add_argument("--pytorch-fid", action=argparse.BooleanOptionalAction, default=None,
-                   help="also run pytorch-fid's pipeline (default: on; off with --quick, since its scipy sqrtm of "
-                        "rank-deficient 2048x2048 covariances takes 10-80 s)")
+    p.add_argument(
+        "--pytorch-fid",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also run pytorch-fid's pipeline (default: on; off with --quick, since its scipy sqrtm of "
+        "rank-deficient 2048x2048 covariances takes 10-80 s)",
+    )
     p.add_argument("--memory-sizes", type=lambda s: [int(x) for x in s.split(",") if x])
     p.add_argument("--memory-inception-sizes", type=lambda s: [int(x) for x in s.split(",") if x])
     p.add_argument("--memory-batch", type=int, default=500)
@@ -601,11 +762,27 @@ def parse_args(argv=None):
     p.add_argument("--memory-network", default="standin", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     defaults = (
-        dict(train_batches=[16], warmup=1, windows=3, steps_per_window=1, fid_images=32,
-             memory_sizes=[500, 1000, 2000], memory_inception_sizes=[], pytorch_fid=False)
-        if args.quick else
-        dict(train_batches=[16, 64], warmup=2, windows=5, steps_per_window=2, fid_images=256,
-             memory_sizes=[2000, 10000, 50000], memory_inception_sizes=[64], pytorch_fid=True)
+        dict(
+            train_batches=[16],
+            warmup=1,
+            windows=3,
+            steps_per_window=1,
+            fid_images=32,
+            memory_sizes=[500, 1000, 2000],
+            memory_inception_sizes=[],
+            pytorch_fid=False,
+        )
+        if args.quick
+        else dict(
+            train_batches=[16, 64],
+            warmup=2,
+            windows=5,
+            steps_per_window=2,
+            fid_images=256,
+            memory_sizes=[2000, 10000, 50000],
+            memory_inception_sizes=[64],
+            pytorch_fid=True,
+        )
     )
     for k, v in defaults.items():
         if getattr(args, k) is None:
@@ -616,7 +793,9 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.memory_child is not None:
-        print(json.dumps(memory_child(args.memory_child, args.memory_network, args.memory_batch, args.memory_generator_n)))
+        print(
+            json.dumps(memory_child(args.memory_child, args.memory_network, args.memory_batch, args.memory_generator_n))
+        )
         return 0
     res = run(args)
     print(markdown(res["rows"]))

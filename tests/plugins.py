@@ -2,7 +2,7 @@
 
 import textwrap
 
-TINY_MODEL = '''
+TINY_MODEL = """
 from dataclasses import dataclass
 import torch
 from torch import nn
@@ -39,7 +39,7 @@ class TinyGAN(GANModel):
 
 class Incomplete(nn.Module):
     supported_image_sizes = (8,)
-'''
+"""
 
 
 def install_plugin(root, dist, version, entries, modules=None):

@@ -12,9 +12,16 @@ from torch.testing import assert_close
 from began_plugin.began.model import BEGAN
 
 
-@pytest.mark.parametrize("argv, words", [(["--steps", "0"], "--steps 0"), (["--h", "8", "0"], "h=0"),
-                                         (["model.lr=-1e-4"], "lr=-0.0001"), (["model.gamma=0.7"], "does not change"),
-                                         (["lr=3e-4"], "does not change")])
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--steps", "0"], "--steps 0"),
+        (["--h", "8", "0"], "h=0"),
+        (["model.lr=-1e-4"], "lr=-0.0001"),
+        (["model.gamma=0.7"], "does not change"),
+        (["lr=3e-4"], "does not change"),
+    ],
+)
 def test_bad_settings_are_refused_with_one_sentence(argv, words, tmp_path, capsys):
     script = load_experiment("began_autoencoder")
     assert script.main([*argv, "--out", str(tmp_path / "rows.jsonl")]) == 2
@@ -30,7 +37,12 @@ def test_defaults_are_the_digits_preset_and_the_models_own():
     hp = cfg.model_hparams
     assert (hp["n"], hp["lr"]) == (preset["model.n"], preset["model.lr"])
     assert (hp["beta1"], hp["beta2"], hp["init"], cfg.batch_size, cfg.seed) == (
-        BEGAN.Hparams.beta1, BEGAN.Hparams.beta2, BEGAN.Hparams.init, 32, 0)
+        BEGAN.Hparams.beta1,
+        BEGAN.Hparams.beta2,
+        BEGAN.Hparams.init,
+        32,
+        0,
+    )
     hp = script.settings(["model.n=8", "model.lr=1e-3", "seed=2"], [8]).model_hparams
     assert (hp["n"], hp["lr"]) == (8, 1e-3)
 
@@ -53,8 +65,19 @@ def test_blobs_have_the_reference_mean_and_spread_but_are_smooth():
 def test_one_row_per_embedding_size(tmp_path, tmp_path_factory, capsys):
     script = load_experiment("began_autoencoder")
     out = tmp_path / "rows.jsonl"
-    argv = ["--h", "8", "4", "--steps", "3", "--cache-dir", str(classifier_cache(tmp_path_factory)),
-            "--out", str(out), "model.n=8", "batch_size=8"]
+    argv = [
+        "--h",
+        "8",
+        "4",
+        "--steps",
+        "3",
+        "--cache-dir",
+        str(classifier_cache(tmp_path_factory)),
+        "--out",
+        str(out),
+        "model.n=8",
+        "batch_size=8",
+    ]
     assert script.main(argv) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(r["h"], r["n"], r["steps"], r["batch_size"]) for r in rows] == [(8, 8, 3, 8), (4, 8, 3, 8)]

@@ -14,8 +14,9 @@ from began_plugin.harness import Protocol, train_cell
 def test_per_class_counts_confident_argmax_and_the_one_percent_rule():
     classes = load_experiment("began_classes")
     # 200 samples over 3 classes: 1% is 2 confident samples.
-    probs = torch.tensor([[0.95, 0.03, 0.02]] * 150 + [[0.05, 0.91, 0.04]] * 1 + [[0.3, 0.6, 0.1]] * 40
-                         + [[0.0, 0.05, 0.95]] * 9)
+    probs = torch.tensor(
+        [[0.95, 0.03, 0.02]] * 150 + [[0.05, 0.91, 0.04]] * 1 + [[0.3, 0.6, 0.1]] * 40 + [[0.0, 0.05, 0.95]] * 9
+    )
     got = classes.per_class(probs)
     assert got["share"] == [0.75, 0.205, 0.045]
     assert got["confident"] == [150, 1, 9]
@@ -38,7 +39,9 @@ def test_the_average_by_default_and_g_itself_with_raw_generator(tmp_path, tmp_pa
     train_cell(protocol, "began", 1, run, "cpu")
     seen = []
     real_load_run = classes.load_run
-    monkeypatch.setattr(classes, "load_run", lambda path, average: seen.append(average) or real_load_run(path, average=average))
+    monkeypatch.setattr(
+        classes, "load_run", lambda path, average: seen.append(average) or real_load_run(path, average=average)
+    )
     cache = str(classifier_cache(tmp_path_factory))
     for extra in ([], ["--raw-generator"]):
         assert classes.main([str(run), "--cache-dir", cache, "--num-samples", "40", *extra]) == 0

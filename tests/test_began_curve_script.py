@@ -15,8 +15,9 @@ from began_plugin.training.config import parse_args
 TINY = ["model.n=8", "model.h=8", "model.z_dim=8"]
 
 
-@pytest.mark.parametrize("item, words", [("lr3e-4", "key=value"), ("precision=bf16", "passes on"),
-                                         ("model.lrr=3e-4", "did you mean 'lr'")])
+@pytest.mark.parametrize(
+    "item, words", [("lr3e-4", "key=value"), ("precision=bf16", "passes on"), ("model.lrr=3e-4", "did you mean 'lr'")]
+)
 def test_a_bad_override_is_one_sentence_and_writes_nothing(item, words, tmp_path, capsys):
     curve = load_experiment("began_curve")
     assert curve.main(["run", "--steps", "1", "--out", str(tmp_path / "out"), item]) == 2
@@ -34,8 +35,9 @@ def test_base_is_the_models_paper_defaults_plus_stated_deltas_and_overrides_win(
     # everything the digits preset changes and BASE does not state is back at BEGAN's own default
     assert (hp["lr"], hp["latent_constraint"], hp["pack"]) == (BEGAN.Hparams.lr, 0.0, 1)
     assert (cfg.ema_decay, cfg.lr_anneal, cfg.steps, seed) == (0.0, 0.0, 10, 0)
-    protocol, seed = curve.curve_protocol(["model.h=8", "model.z_dim=8", "seed=3", "ema_decay=0.999",
-                                           "lr_anneal=0.5", "batch_size=16"], 10)
+    protocol, seed = curve.curve_protocol(
+        ["model.h=8", "model.z_dim=8", "seed=3", "ema_decay=0.999", "lr_anneal=0.5", "batch_size=16"], 10
+    )
     cfg = parse_args(train_args(protocol, "began", seed, tmp_path, "cpu"))
     assert (cfg.model_hparams["h"], cfg.model_hparams["z_dim"], cfg.model_hparams["n"]) == (8, 8, 16)
     assert (seed, cfg.ema_decay, cfg.lr_anneal, cfg.batch_size) == (3, 0.999, 0.5, 16)
@@ -50,8 +52,15 @@ def test_parts_are_scored_and_end_with_the_bits_of_one_uninterrupted_run(tmp_pat
     rows = [json.loads(line) for line in (out / "t.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [2, 4]
     for r in rows:
-        assert {"k", "loss_real", "div", "cnn_classes_covered", "logreg_classes_covered", "logreg_class_kl",
-                "logreg_confident_fraction"} <= set(r)
+        assert {
+            "k",
+            "loss_real",
+            "div",
+            "cnn_classes_covered",
+            "logreg_classes_covered",
+            "logreg_class_kl",
+            "logreg_confident_fraction",
+        } <= set(r)
         assert not {"classes_covered", "class_kl", "confident_fraction"} & set(r)  # the harness's names, unprefixed
     assert (out / "t_2.png").exists() and (out / "t_4.png").exists()
 

@@ -42,7 +42,9 @@ def test_controller_update_by_hand():
     assert c.update(0.4, 0.1) == pytest.approx(0.2001, abs=1e-12)
     assert c.k == pytest.approx(0.2001, abs=1e-12)
     # a second step from the new k: 0.2001 + 0.001 * (0.5 * 0.2 - 0.3) = 0.1999
-    assert c.update(torch.tensor(0.2, dtype=torch.float64), torch.tensor(0.3, dtype=torch.float64)) == pytest.approx(0.1999, abs=1e-12)
+    assert c.update(torch.tensor(0.2, dtype=torch.float64), torch.tensor(0.3, dtype=torch.float64)) == pytest.approx(
+        0.1999, abs=1e-12
+    )
 
 
 def test_controller_clips_at_one():
@@ -57,7 +59,9 @@ def test_controller_clips_at_zero():
     # 0.001 + 0.01 * (0.5 * 0.1 - 0.5) = -0.0035 -> 0
     assert c.update(0.1, 0.5) == 0.0
     # k can leave 0 again: 0 + 0.01 * (0.5 * 1.0 - 0.1) = 0.004
-    assert c.update(torch.tensor(1.0, dtype=torch.float64), torch.tensor(0.1, dtype=torch.float64)) == pytest.approx(0.004, abs=1e-12)
+    assert c.update(torch.tensor(1.0, dtype=torch.float64), torch.tensor(0.1, dtype=torch.float64)) == pytest.approx(
+        0.004, abs=1e-12
+    )
 
 
 def test_convergence_measure_by_hand():
@@ -251,7 +255,9 @@ def test_packing_stacks_consecutive_images_along_the_channels():
     assert model.discriminator.encoder.features[0].in_channels == 2
     assert model.discriminator.decoder.to_image.out_channels == 2
     assert _small_began().pack_images(images) is images  # pack=1: unchanged
-    with pytest.raises(ValueError, match="packs of 2 images, but batch_size=3 is not a multiple of it; pass e.g. batch_size=2"):
+    with pytest.raises(
+        ValueError, match="packs of 2 images, but batch_size=3 is not a multiple of it; pass e.g. batch_size=2"
+    ):
         model.pack_images(images[:3])
 
 

@@ -8,7 +8,6 @@ import torch
 
 from began_plugin.began.model import equilibrium_signs
 from began_plugin.data import build_dataset
-from began_plugin.training import collapse
 from began_plugin.training.cli import main
 from began_plugin.training.collapse import CollapseMonitor, CollapseWarning, sample_diversity
 
@@ -22,8 +21,10 @@ def _feed(monitor, rows):
 
 def _rows(ks, every=10, gamma=0.5, fake_ratio=1.0):
     # loss_fake = fake_ratio * gamma * loss_real: 1.0 is BEGAN's equilibrium
-    return [{"step": every * (i + 1), "k": k, "loss_real": 0.1, "loss_fake": fake_ratio * gamma * 0.1}
-            for i, k in enumerate(ks)]
+    return [
+        {"step": every * (i + 1), "k": k, "loss_real": 0.1, "loss_fake": fake_ratio * gamma * 0.1}
+        for i, k in enumerate(ks)
+    ]
 
 
 def test_k_pinned_at_zero_warns_once_naming_the_step_and_what_to_try():
@@ -91,14 +92,27 @@ def test_low_diversity_warns_at_the_second_grid_and_is_reported_in_the_log_row()
             healthy.observe_samples(step, real.flip(0))
 
 
+@pytest.mark.slow
 def test_the_trainer_logs_sample_diversity_at_sample_steps(tmp_path):
     out = tmp_path / "run"
-    args = ["model=began", "data=digits", "steps=4", "batch_size=8", f"out={out}", "log_every=2",
-            "sample_every=2", "checkpoint_every=4", "num_samples=8", "model.n=8", "model.h=8", "model.z_dim=8"]
+    args = [
+        "model=began",
+        "data=digits",
+        "steps=4",
+        "batch_size=8",
+        f"out={out}",
+        "log_every=2",
+        "sample_every=2",
+        "checkpoint_every=4",
+        "num_samples=8",
+        "model.n=8",
+        "model.h=8",
+        "model.z_dim=8",
+    ]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CollapseWarning)  # 4 steps do not make a diverse generator
         assert main(args) == 0
-    rows = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [2, 4]
     for r in rows:
         assert r["sample_diversity"] >= 0 and r["real_diversity"] > 0.1 and "sample_diversity_step" not in r
@@ -113,6 +127,8 @@ def test_the_monitor_takes_each_model_s_own_signs_through_the_contract():
     assert [s.name for s in monitor.signs] == ["k_pinned", "fake_loss_low"]
     # gamma is read from the model: 0.3 < 0.5 * 0.7 * 1.0 holds, 0.4 does not
     fake_low = monitor.signs[1]
-    assert fake_low.holds({"loss_real": 1.0, "loss_fake": 0.3}) and not fake_low.holds({"loss_real": 1.0, "loss_fake": 0.4})
+    assert fake_low.holds({"loss_real": 1.0, "loss_fake": 0.3}) and not fake_low.holds(
+        {"loss_real": 1.0, "loss_fake": 0.4}
+    )
     dcgan = create_model("dcgan", image_size=32, channels=1, width=8)
     assert CollapseMonitor.for_run(dcgan, data, 8).signs == ()

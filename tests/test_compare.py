@@ -7,14 +7,28 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # every test here runs the harness end to end
+
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("compare", ROOT / "benchmarks" / "compare.py")
 compare = importlib.util.module_from_spec(spec)
 sys.modules["compare"] = compare
 spec.loader.exec_module(compare)
 
-FAST = ["--preset", "smoke", "--network", "standin", "--steps", "4", "--num-samples", "60", "--num-real", "60",
-        "--kid-subset-size", "30"]
+FAST = [
+    "--preset",
+    "smoke",
+    "--network",
+    "standin",
+    "--steps",
+    "4",
+    "--num-samples",
+    "60",
+    "--num-real",
+    "60",
+    "--kid-subset-size",
+    "30",
+]
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +55,9 @@ def test_one_seed_shows_its_value_without_a_spread_and_several_show_the_sample_s
 
 
 def test_results_carry_full_provenance(first_run):
-    lines = [json.loads(l) for l in (first_run / "results.jsonl").read_text().splitlines()]
-    assert {(l["model"], l["metric"]) for l in lines} >= {("began", "standin_fd"), ("dcgan", "standin_kd")}
-    by_key = {(l["model"], l["metric"]): l["value"] for l in lines}
+    lines = [json.loads(line) for line in (first_run / "results.jsonl").read_text().splitlines()]
+    assert {(line["model"], line["metric"]) for line in lines} >= {("began", "standin_fd"), ("dcgan", "standin_kd")}
+    by_key = {(line["model"], line["metric"]): line["value"] for line in lines}
     # the pytorch-fid cross-check of the same statistics agrees with torch-fidelity's value
     assert by_key[("began", "standin_fd_pytorch_fid")] == pytest.approx(by_key[("began", "standin_fd")], rel=1e-6)
     for line in lines:
@@ -122,7 +136,9 @@ def test_eval_every_records_a_metric_curve_without_changing_the_final_weights(fi
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
 
 
-def test_sigterm_during_training_scores_nothing_and_the_rerun_finishes_the_cell(first_run, tmp_path, monkeypatch, capsys):
+def test_sigterm_during_training_scores_nothing_and_the_rerun_finishes_the_cell(
+    first_run, tmp_path, monkeypatch, capsys
+):
     """A graceful stop (SIGTERM) must not turn a half-trained model into a finished cell."""
     import os
     import signal

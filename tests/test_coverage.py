@@ -40,7 +40,7 @@ def test_classifier_reaches_95_percent_on_the_digits_test_split(trained, digits)
     assert clf.provenance()["network"] == "coverage-classifier" and len(clf.weights_sha256) == 64
 
 
-
+@pytest.mark.slow
 def test_shapes_classifier_reaches_95_percent_and_real_shapes_cover_all_eight_classes(tmp_path):
     train, test = build_dataset("shapes", None, 32, split="train"), build_dataset("shapes", None, 32, split="test")
     clf = cv.load_or_train_classifier(str(tmp_path), "shapes", None, 32)
@@ -50,6 +50,7 @@ def test_shapes_classifier_reaches_95_percent_and_real_shapes_cover_all_eight_cl
     values = cv.coverage_metrics(clf, test.images, real_images=train.images)
     assert values["classes_covered"].value == 8
     assert 0.0 <= values["class_kl"].value < 0.05  # E[KL] ~ (K-1)/(2N) = 7/2000 from sampling alone
+
 
 def test_real_test_images_cover_all_ten_classes_with_small_kl(trained, digits):
     clf, _, _ = trained
@@ -119,7 +120,9 @@ def test_cache_round_trip_and_refusal_of_a_mismatched_cache(trained, monkeypatch
         cv.load_or_train_classifier(str(tmp_path), "digits", None, 32, epochs=3)
     # the key includes the torch version: a cache from another torch is not reused
     assert "torch" in clf.fields and clf.fields["torch"] == torch.__version__.split("+")[0]
-    assert cv.classifier_cache_path(str(cache), {**clf.fields, "torch": "0.0"}) != cv.classifier_cache_path(str(cache), clf.fields)
+    assert cv.classifier_cache_path(str(cache), {**clf.fields, "torch": "0.0"}) != cv.classifier_cache_path(
+        str(cache), clf.fields
+    )
 
 
 def test_training_is_seeded_and_leaves_the_global_rng_alone(digits):
@@ -169,13 +172,21 @@ def _previous_precision_recall(real, fake, k=3, batch=1000):
     real, fake = real.to(torch.float64), fake.to(torch.float64)
 
     def radii(x):
-        return torch.cat([torch.cdist(x[i : i + batch], x).kthvalue(k + 1, dim=1).values for i in range(0, len(x), batch)])
+        return torch.cat(
+            [torch.cdist(x[i : i + batch], x).kthvalue(k + 1, dim=1).values for i in range(0, len(x), batch)]
+        )
 
     def inside(queries, centres, r):
-        return torch.cat([(torch.cdist(queries[i : i + batch], centres) <= r[None, :]).any(dim=1)
-                          for i in range(0, len(queries), batch)])
+        return torch.cat(
+            [
+                (torch.cdist(queries[i : i + batch], centres) <= r[None, :]).any(dim=1)
+                for i in range(0, len(queries), batch)
+            ]
+        )
 
-    return float(inside(fake, real, radii(real)).double().mean()), float(inside(real, fake, radii(fake)).double().mean())
+    return float(inside(fake, real, radii(real)).double().mean()), float(
+        inside(real, fake, radii(fake)).double().mean()
+    )
 
 
 def test_precision_recall_equals_the_previous_implementation_exactly():
@@ -183,7 +194,11 @@ def test_precision_recall_equals_the_previous_implementation_exactly():
     real, fake = torch.randn(300, 16, generator=g), 0.3 + 1.2 * torch.randn(250, 16, generator=g)
     # the values the previous implementation gave on this input, recorded before the switch
     assert cv.precision_recall(real, fake) == (0.4, 0.9533333333333334) == _previous_precision_recall(real, fake)
-    assert cv.precision_recall(real, fake, k=5) == (0.532, 0.9766666666666667) == _previous_precision_recall(real, fake, k=5)
+    assert (
+        cv.precision_recall(real, fake, k=5)
+        == (0.532, 0.9766666666666667)
+        == _previous_precision_recall(real, fake, k=5)
+    )
     # more than one 1000-row block per set, and fractions that float32 cannot hold exactly (1/1300)
     real, fake = torch.randn(1300, 8, generator=g), 0.2 + torch.randn(1100, 8, generator=g)
     ours = cv.precision_recall(real, fake)

@@ -15,9 +15,9 @@ from sklearn.datasets import load_digits
 
 from began_plugin.data import (
     DATASETS,
+    SHAPE_CLASSES,
     DataError,
     build_dataset,
-    SHAPE_CLASSES,
     dataset_fingerprint,
     digits_split_indices,
     render_shapes,
@@ -93,7 +93,6 @@ def test_digits_native_size_is_just_rescaled(sk_digits):
     torch.testing.assert_close(ds[3], expected)
 
 
-
 # ---------------------------------------------------------------- shapes
 
 
@@ -116,12 +115,12 @@ def test_shapes_splits_are_balanced_in_range_deterministic_and_distinct():
 # docstring of render_shapes (r: radius, w: stroke width, both fractions of the side).
 def _area(name, r, w):
     return {
-        "disk": np.pi * r ** 2,
+        "disk": np.pi * r**2,
         "ring": np.pi * ((r + w / 2) ** 2 - (r - w / 2) ** 2),  # = 2 pi r w
         "square": (1.6 * r) ** 2,
         "frame": (1.6 * r + w) ** 2 - (1.6 * r - w) ** 2,  # = 6.4 r w
-        "triangle": 3 * np.sqrt(3) / 4 * r ** 2,  # equilateral, circumradius r
-        "plus": 2 * (2 * r * w) - w ** 2,
+        "triangle": 3 * np.sqrt(3) / 4 * r**2,  # equilateral, circumradius r
+        "plus": 2 * (2 * r * w) - w**2,
         "bar": 2 * r * w,
         "target": 2 * np.pi * r * w + np.pi * (0.35 * r) ** 2,
     }[name]
@@ -131,19 +130,30 @@ def _area(name, r, w):
 def test_shapes_ink_area_matches_the_geometry(theta):
     r, w = 0.3, 0.1
     labels = np.arange(len(SHAPE_CLASSES))
-    params = {"cx": np.full(8, 0.5), "cy": np.full(8, 0.5), "r": np.full(8, r), "theta": np.full(8, theta),
-              "w": np.full(8, w)}
+    params = {
+        "cx": np.full(8, 0.5),
+        "cy": np.full(8, 0.5),
+        "r": np.full(8, r),
+        "theta": np.full(8, theta),
+        "w": np.full(8, w),
+    }
     ink = render_shapes(labels, params, 64).mean(axis=(1, 2))  # 256 x 256 sub-pixels per image
     expected = np.array([_area(name, r, w) for name in SHAPE_CLASSES])
     torch.testing.assert_close(torch.as_tensor(ink, dtype=torch.float64), torch.as_tensor(expected), rtol=0.03, atol=0)
 
 
 def test_shapes_rotate_with_theta():
-    params = {"cx": np.array([0.5, 0.5]), "cy": np.array([0.5, 0.5]), "r": np.array([0.3, 0.3]),
-              "theta": np.array([0.0, np.pi / 2]), "w": np.array([0.1, 0.1])}
+    params = {
+        "cx": np.array([0.5, 0.5]),
+        "cy": np.array([0.5, 0.5]),
+        "r": np.array([0.3, 0.3]),
+        "theta": np.array([0.0, np.pi / 2]),
+        "w": np.array([0.1, 0.1]),
+    }
     bars = render_shapes(np.array([6, 6]), params, 32)
     torch.testing.assert_close(torch.as_tensor(bars[1]), torch.as_tensor(bars[0]).T)  # horizontal, then vertical
     assert bars[0][15:17, 7:25].min() == 1.0 and bars[0][3:13, 16].max() == 0.0
+
 
 # ---------------------------------------------------------------- validation
 
@@ -169,8 +179,13 @@ def test_bad_split_is_named():
 
 @pytest.mark.parametrize(
     "name,channels,kind",
-    [("digits", 3, "grayscale"), ("mnist", 3, "grayscale"), ("fashion_mnist", 3, "grayscale"),
-     ("cifar10", 1, "RGB"), ("celeba", 1, "RGB")],
+    [
+        ("digits", 3, "grayscale"),
+        ("mnist", 3, "grayscale"),
+        ("fashion_mnist", 3, "grayscale"),
+        ("cifar10", 1, "RGB"),
+        ("celeba", 1, "RGB"),
+    ],
 )
 def test_channel_mismatch_is_reported_before_touching_files(tmp_path, name, channels, kind):
     # tmp_path is empty, so reaching the file check would give a "not found" error instead.
@@ -190,8 +205,12 @@ def test_matching_channels_are_accepted():
 
 @pytest.mark.parametrize(
     "name,sub",
-    [("mnist", "MNIST/raw"), ("fashion_mnist", "FashionMNIST/raw"),
-     ("cifar10", "cifar-10-batches-py"), ("celeba", "celeba")],
+    [
+        ("mnist", "MNIST/raw"),
+        ("fashion_mnist", "FashionMNIST/raw"),
+        ("cifar10", "cifar-10-batches-py"),
+        ("celeba", "celeba"),
+    ],
 )
 def test_missing_files_give_data_error_with_full_path(tmp_path, name, sub):
     with pytest.raises(DataError) as err:
@@ -239,8 +258,7 @@ def test_mnist_from_local_files(tmp_path):
     assert x.shape == (1, 32, 32) and x.min() >= -1 and x.max() <= 1
     assert x[:, :, :8].max() < -0.99 and x[:, :, -8:].min() > 0.99
     fp = dataset_fingerprint(big)
-    assert fp == {"name": "mnist", "split": "train", "n": 4, "image_size": 32, "channels": 1,
-                  "root": str(tmp_path)}
+    assert fp == {"name": "mnist", "split": "train", "n": 4, "image_size": 32, "channels": 1, "root": str(tmp_path)}
 
 
 # ---------------------------------------------------------------- folder
@@ -341,5 +359,10 @@ def test_folder_missing_empty_or_unset_root(tmp_path):
 def test_fingerprint_digits():
     ds = build_dataset("digits", "/ignored", 16, split="test")
     assert dataset_fingerprint(ds) == {
-        "name": "digits", "split": "test", "n": 360, "image_size": 16, "channels": 1, "root": None,
+        "name": "digits",
+        "split": "test",
+        "n": 360,
+        "image_size": 16,
+        "channels": 1,
+        "root": None,
     }

@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
+from plugins import TINY_MODEL, install_plugin
 
 from began_plugin import atomic_files
 from began_plugin.atomic_files import TEST_SLOW_CHECKPOINT_ENV
 from began_plugin.training.cli import main
-from plugins import TINY_MODEL, install_plugin
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {k: v for k, v in os.environ.items() if k != TEST_SLOW_CHECKPOINT_ENV}
@@ -32,14 +32,34 @@ TINY_BEGAN = ["model.n=8", "model.h=8", "model.z_dim=8"]
 
 
 def _began(out, steps=40, **extra):
-    args = ["model=began", "data=digits", f"steps={steps}", "batch_size=8", f"out={out}", "log_every=1",
-            "sample_every=5", "checkpoint_every=3", "num_samples=16", *TINY_BEGAN]
+    args = [
+        "model=began",
+        "data=digits",
+        f"steps={steps}",
+        "batch_size=8",
+        f"out={out}",
+        "log_every=1",
+        "sample_every=5",
+        "checkpoint_every=3",
+        "num_samples=16",
+        *TINY_BEGAN,
+    ]
     return args + [f"{k}={v}" for k, v in extra.items()]
 
 
 def _dcgan(out, steps=6, **extra):
-    args = ["model=dcgan", "data=digits", f"steps={steps}", "batch_size=8", f"out={out}", "log_every=1",
-            "sample_every=3", "checkpoint_every=3", "num_samples=16", "model.width=8"]
+    args = [
+        "model=dcgan",
+        "data=digits",
+        f"steps={steps}",
+        "batch_size=8",
+        f"out={out}",
+        "log_every=1",
+        "sample_every=3",
+        "checkpoint_every=3",
+        "num_samples=16",
+        "model.width=8",
+    ]
     return args + [f"{k}={v}" for k, v in extra.items()]
 
 
@@ -89,7 +109,9 @@ def _lines(path: Path) -> int:
 
 
 def _rows(path: Path) -> list[dict]:
-    return [{k: v for k, v in json.loads(l).items() if k != "images_per_s"} for l in path.read_text().splitlines()]
+    return [
+        {k: v for k, v in json.loads(line).items() if k != "images_per_s"} for line in path.read_text().splitlines()
+    ]
 
 
 def _assert_same_tensors(a, b, where=""):
@@ -122,7 +144,7 @@ def _assert_every_file_whole(root: Path, tmp_allowed_in: tuple[str, ...] = ()) -
         elif p.suffix == ".jsonl":
             text = p.read_text()
             assert text.endswith("\n")
-            [json.loads(l) for l in text.splitlines()]
+            [json.loads(line) for line in text.splitlines()]
         elif p.suffix == ".png":
             with Image.open(p) as im:
                 im.load()
@@ -134,8 +156,8 @@ def _assert_every_file_whole(root: Path, tmp_allowed_in: tuple[str, ...] = ()) -
 
 def _one_error(err: str) -> str:
     """The error line; progress-bar lines may come before it (the bar is closed first), nothing after it."""
-    lines = [l for l in err.splitlines() if l.strip()]
-    assert sum("error" in l for l in lines) == 1 and lines[-1].startswith("gan-train: error: "), err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert sum("error" in line for line in lines) == 1 and lines[-1].startswith("gan-train: error: "), err
     return lines[-1]
 
 
@@ -143,6 +165,7 @@ def _tree(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow
 # -- 1. kill anywhere, resume exactly ----------------------------------------------------------------
 def test_sigkill_at_random_moments_and_mid_checkpoint_then_resume_gives_the_same_bits(tmp_path):
     rng = random.Random(7)
@@ -196,11 +219,24 @@ def test_sigkill_at_random_moments_and_mid_checkpoint_then_resume_gives_the_same
     _assert_every_file_whole(part)
 
 
+@pytest.mark.slow
 # -- 2. the benchmark harness killed mid-cell ----------------------------------------------------------
 def test_compare_killed_while_training_and_while_scoring_gives_the_same_table(tmp_path):
     rng = random.Random(11)
-    fast = ["--preset", "smoke", "--network", "standin", "--steps", "6", "--num-samples", "40", "--num-real", "40",
-            "--kid-subset-size", "20"]
+    fast = [
+        "--preset",
+        "smoke",
+        "--network",
+        "standin",
+        "--steps",
+        "6",
+        "--num-samples",
+        "40",
+        "--num-real",
+        "40",
+        "--kid-subset-size",
+        "20",
+    ]
     cmd = lambda out: [sys.executable, str(ROOT / "benchmarks" / "compare.py"), *fast, "--out", str(out)]
     ref, out, log = tmp_path / "ref", tmp_path / "out", tmp_path / "log.txt"
     _finish(cmd(ref), log)
@@ -232,8 +268,11 @@ def test_compare_killed_while_training_and_while_scoring_gives_the_same_table(tm
         assert (out / name).read_text() == (ref / name).read_text(), name
     for cell in ("began-seed0", "dcgan-seed0", "wgan_gp-seed0"):
         assert _rows(out / "runs" / cell / "metrics.jsonl") == _rows(ref / "runs" / cell / "metrics.jsonl"), cell
-        _assert_same_tensors(torch.load(out / "runs" / cell / "checkpoints" / "latest.pt", weights_only=True)["model"],
-                             torch.load(ref / "runs" / cell / "checkpoints" / "latest.pt", weights_only=True)["model"], cell)
+        _assert_same_tensors(
+            torch.load(out / "runs" / cell / "checkpoints" / "latest.pt", weights_only=True)["model"],
+            torch.load(ref / "runs" / cell / "checkpoints" / "latest.pt", weights_only=True)["model"],
+            cell,
+        )
     # the rerun swept the temporaries the kills left in cells/ and cache/; the trainer sweeps runs/
     _assert_every_file_whole(out)
 
@@ -265,8 +304,13 @@ class NanGAN(TinyGAN):
 @pytest.fixture
 def nan_model(tmp_path, monkeypatch):
     site = tmp_path / "site"
-    install_plugin(site, "nan-gan", "0.1", {"nangan": "thirdparty_nan:NanGAN"},
-                   {"thirdparty_tiny": TINY_MODEL, "thirdparty_nan": NAN_MODEL})
+    install_plugin(
+        site,
+        "nan-gan",
+        "0.1",
+        {"nangan": "thirdparty_nan:NanGAN"},
+        {"thirdparty_tiny": TINY_MODEL, "thirdparty_nan": NAN_MODEL},
+    )
     monkeypatch.syspath_prepend(str(site))
     yield "nangan"
     sys.modules.pop("thirdparty_nan", None)
@@ -275,9 +319,19 @@ def nan_model(tmp_path, monkeypatch):
 
 def _nan_run_args(model: str, out, *, log_every: int, checkpoint_every: int, nan_at: int) -> list[str]:
     """A 20-step run of the NaN plugin that turns its loss non-finite at step ``nan_at``."""
-    return [f"model={model}", "data=digits", "image_size=8", "steps=20", "batch_size=8", f"out={out}",
-            f"log_every={log_every}", f"checkpoint_every={checkpoint_every}", "sample_every=100", "num_samples=4",
-            f"model.nan_at={nan_at}"]
+    return [
+        f"model={model}",
+        "data=digits",
+        "image_size=8",
+        "steps=20",
+        "batch_size=8",
+        f"out={out}",
+        f"log_every={log_every}",
+        f"checkpoint_every={checkpoint_every}",
+        "sample_every=100",
+        "num_samples=4",
+        f"model.nan_at={nan_at}",
+    ]
 
 
 def test_non_finite_loss_stops_naming_step_model_and_last_good_checkpoint(nan_model, tmp_path, capsys):
@@ -299,13 +353,13 @@ def test_non_finite_loss_before_any_checkpoint_says_there_is_none(nan_model, tmp
     assert main(_nan_run_args(nan_model, out, log_every=1, checkpoint_every=5, nan_at=3)) == 3
     err = _one_error(capsys.readouterr().err)
     assert "at step 3" in err and "none was written yet" in err
-    assert [json.loads(l)["step"] for l in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+    assert [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2]
 
 
 def test_began_k_stays_in_the_unit_interval_under_a_large_lambda_k(tmp_path):
     out = tmp_path / "run"
     assert main(_began(out, steps=30, checkpoint_every=30, sample_every=30, **{"model.lambda_k": 10})) == 0
-    ks = [json.loads(l)["k"] for l in (out / "metrics.jsonl").read_text().splitlines()]
+    ks = [json.loads(line)["k"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert len(ks) == 30
     assert all(0.0 <= k <= 1.0 for k in ks), ks
     # the clip was exercised: lambda_k=10 drives k onto a bound, and it did move
@@ -314,6 +368,7 @@ def test_began_k_stays_in_the_unit_interval_under_a_large_lambda_k(tmp_path):
     assert 0.0 <= k_t <= 1.0
 
 
+@pytest.mark.slow
 # -- 4. concurrent use -----------------------------------------------------------------------------------
 def test_a_second_trainer_is_refused_while_the_first_runs(tmp_path, capsys):
     out, log = tmp_path / "run", tmp_path / "log.txt"
@@ -321,7 +376,12 @@ def test_a_second_trainer_is_refused_while_the_first_runs(tmp_path, capsys):
     proc = _start([sys.executable, "-m", "began_plugin", *args], log)
     try:
         # its first log line: the lock is held and the loop (with its SIGTERM handler) runs
-        _wait_for(proc, lambda: (out / ".lock").exists() and _lines(out / "metrics.jsonl") >= 1, log, "the first trainer's lock")
+        _wait_for(
+            proc,
+            lambda: (out / ".lock").exists() and _lines(out / "metrics.jsonl") >= 1,
+            log,
+            "the first trainer's lock",
+        )
         assert main(args + ["resume=true"]) == 2
         err = capsys.readouterr().err.strip()
         assert f"another trainer (pid {proc.pid}) is writing to out=" in err and len(err.splitlines()) == 1
@@ -411,8 +471,19 @@ def test_a_corrupt_image_in_a_folder_is_named_through_the_cli(tmp_path, capsys):
     for i in range(7):
         Image.new("RGB", (8, 8), (30 * i, 0, 0)).save(images / f"img{i}.png")
     (images / "img3.png").write_bytes(b"not a png at all")
-    args = ["model=dcgan", "data=folder", f"data.root={images}", "image_size=32", "steps=2", "batch_size=7",
-            "log_every=1", "sample_every=2", "checkpoint_every=2", "num_samples=4", "model.width=8"]
+    args = [
+        "model=dcgan",
+        "data=folder",
+        f"data.root={images}",
+        "image_size=32",
+        "steps=2",
+        "batch_size=7",
+        "log_every=1",
+        "sample_every=2",
+        "checkpoint_every=2",
+        "num_samples=4",
+        "model.width=8",
+    ]
     assert main(args + [f"out={tmp_path / 'run'}"]) == 2
     err = _one_error(capsys.readouterr().err)
     assert str(images / "img3.png") in err and "data.skip_bad_files=true" in err
@@ -444,6 +515,9 @@ def test_a_full_disk_is_one_sentence_and_the_previous_checkpoint_survives(tmp_pa
     _assert_every_file_whole(out)
     # once there is space again, the resumed run ends with the same bits as one that never failed
     assert main(_began(out, steps=6, resume="true")) == 0
-    _assert_same_tensors(torch.load(full / "checkpoints" / "latest.pt", weights_only=True),
-                         torch.load(out / "checkpoints" / "latest.pt", weights_only=True), "checkpoint")
+    _assert_same_tensors(
+        torch.load(full / "checkpoints" / "latest.pt", weights_only=True),
+        torch.load(out / "checkpoints" / "latest.pt", weights_only=True),
+        "checkpoint",
+    )
     assert _rows(full / "metrics.jsonl") == _rows(out / "metrics.jsonl")

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import SMALL_HPARAMS
 from torch import nn
 from torch.testing import assert_close
 
@@ -14,7 +15,6 @@ from began_plugin.training.ema import GeneratorAverage, generator_swapped, warmu
 from began_plugin.training.lr_schedule import UNSCALED, LinearAnneal
 from began_plugin.training.sample import main as sample_main
 from began_plugin.training.step import train_step
-from conftest import SMALL_HPARAMS
 
 
 def _small(name, **hp):
@@ -109,8 +109,10 @@ class _HalvingModel(nn.Module):
 
 def test_host_factor_multiplies_the_rate_the_model_sets_and_the_model_sees_its_own():
     model = _HalvingModel()
-    opts = {"generator": torch.optim.SGD(model.generator.parameters(), lr=1.0),
-            "discriminator": torch.optim.SGD(model.discriminator.parameters(), lr=1.0)}
+    opts = {
+        "generator": torch.optim.SGD(model.generator.parameters(), lr=1.0),
+        "discriminator": torch.optim.SGD(model.discriminator.parameters(), lr=1.0),
+    }
     real = torch.ones(2, 1)
     seen, used = [], []
     for factor in (1.0, 0.5, 0.25):
@@ -123,8 +125,19 @@ def test_host_factor_multiplies_the_rate_the_model_sets_and_the_model_sees_its_o
 
 
 def _dcgan_args(out, ema):
-    return ["model=dcgan", "data=digits", "steps=20", "batch_size=16", f"ema_decay={ema}", f"out={out}",
-            "log_every=10", "sample_every=20", "checkpoint_every=20", "num_samples=16", "model.width=8"]
+    return [
+        "model=dcgan",
+        "data=digits",
+        "steps=20",
+        "batch_size=16",
+        f"ema_decay={ema}",
+        f"out={out}",
+        "log_every=10",
+        "sample_every=20",
+        "checkpoint_every=20",
+        "num_samples=16",
+        "model.width=8",
+    ]
 
 
 def test_dcgan_trains_with_the_average_and_gan_sample_draws_from_it(tmp_path):

@@ -56,8 +56,17 @@ def test_a_spec_checks_its_fields_and_is_frozen():
 
 def test_table_keys_are_the_columns_in_order():
     assert M.table_keys() == [
-        "fid", "kid", "is", "standin_fd", "standin_kd", "standin_logit_score",
-        "classes_covered", "class_kl", "confident_fraction", "precision", "recall",
+        "fid",
+        "kid",
+        "is",
+        "standin_fd",
+        "standin_kd",
+        "standin_logit_score",
+        "classes_covered",
+        "class_kl",
+        "confident_fraction",
+        "precision",
+        "recall",
     ]
 
 
@@ -77,14 +86,34 @@ def test_format_value_examples_worked_by_hand():
 def test_ranking_and_header_rules_of_every_column():
     specs = {k: M.metric_spec(k) for k in M.table_keys()}
     assert {k for k, s in specs.items() if s.higher_is_better} == {
-        "is", "standin_logit_score", "classes_covered", "confident_fraction", "precision", "recall"}
+        "is",
+        "standin_logit_score",
+        "classes_covered",
+        "confident_fraction",
+        "precision",
+        "recall",
+    }
     assert {k for k, s in specs.items() if not s.ranked} == {"confident_fraction"}
     assert {k for k, s in specs.items() if s.tie_bolds_none} == {
-        "classes_covered", "class_kl", "confident_fraction", "precision", "recall"}
-    assert [s.title for s in specs.values()][:4] == ["FID", "KID", "IS", "standin_fd"]  # stand-in numbers never read FID
+        "classes_covered",
+        "class_kl",
+        "confident_fraction",
+        "precision",
+        "recall",
+    }
+    assert [s.title for s in specs.values()][:4] == [
+        "FID",
+        "KID",
+        "IS",
+        "standin_fd",
+    ]  # stand-in numbers never read FID
     assert {k: s.needs for k, s in specs.items() if s.needs != "features"} == {
-        "is": "logits", "standin_logit_score": "logits",
-        "classes_covered": "classifier", "class_kl": "classifier", "confident_fraction": "classifier"}
+        "is": "logits",
+        "standin_logit_score": "logits",
+        "classes_covered": "classifier",
+        "class_kl": "classifier",
+        "confident_fraction": "classifier",
+    }
 
 
 def test_every_exported_key_constant_has_a_spec_and_only_the_crosschecks_are_not_columns():
@@ -98,10 +127,17 @@ def test_every_exported_key_constant_has_a_spec_and_only_the_crosschecks_are_not
 
 
 def test_metric_keys_come_from_the_registry():
-    assert M.metric_keys("inception-offline") == M.metric_keys("inception") == {
-        "fid": "fid", "fid_pytorch_fid": "fid_pytorch_fid", "kid": "kid", "is": "is"}
+    assert (
+        M.metric_keys("inception-offline")
+        == M.metric_keys("inception")
+        == {"fid": "fid", "fid_pytorch_fid": "fid_pytorch_fid", "kid": "kid", "is": "is"}
+    )
     assert M.metric_keys("standin") == {
-        "fid": "standin_fd", "fid_pytorch_fid": "standin_fd_pytorch_fid", "kid": "standin_kd", "is": "standin_logit_score"}
+        "fid": "standin_fd",
+        "fid_pytorch_fid": "standin_fd_pytorch_fid",
+        "kid": "standin_kd",
+        "is": "standin_logit_score",
+    }
 
 
 def test_a_network_specific_key_registered_later_is_used_for_that_network(scratch_registry):

@@ -14,14 +14,15 @@ import torch
 import began_plugin.metrics as M
 from began_plugin.metrics.feature_networks import _inception_input
 
-
 # ---------------------------------------------------------------------------------------------- helpers
 
 
 def ring_images(n, seed, size=32):
     """MNIST-"0"-like images in [-1, 1], 1 x size x size: a bright ellipse ring of random centre/radii/thickness."""
     g = torch.Generator().manual_seed(seed)
-    yy, xx = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32), indexing="ij")
+    yy, xx = torch.meshgrid(
+        torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32), indexing="ij"
+    )
     out = []
     for _ in range(n):
         cx, cy = (size / 2 + 3 * (torch.rand(2, generator=g) - 0.5)).tolist()
@@ -38,7 +39,9 @@ def noise_images(n, seed, size=32):
 
 
 def stats_from_features(feats, name="standin", sha="0" * 64, kid_max=0, logits=None, batch=None):
-    s = M.FeatureStatistics(feats.shape[1], network=name, weights_sha256=sha, kid_max=kid_max, keep_logits=logits is not None)
+    s = M.FeatureStatistics(
+        feats.shape[1], network=name, weights_sha256=sha, kid_max=kid_max, keep_logits=logits is not None
+    )
     step = batch or feats.shape[0]
     for i in range(0, feats.shape[0], step):
         s.update(feats[i : i + step], None if logits is None else logits[i : i + step])
@@ -67,7 +70,9 @@ def test_to_uint8_rgb_rounds_clamps_and_repeats_gray():
     for c in range(3):
         torch.testing.assert_close(u[0, c, 0], expected, rtol=0, atol=0)
     rgb = torch.stack([torch.full((2, 2), -1.0), torch.zeros(2, 2), torch.ones(2, 2)]).unsqueeze(0)
-    torch.testing.assert_close(M.to_uint8_rgb(rgb)[0, :, 0, 0], torch.tensor([0, 128, 255], dtype=torch.uint8), rtol=0, atol=0)
+    torch.testing.assert_close(
+        M.to_uint8_rgb(rgb)[0, :, 0, 0], torch.tensor([0, 128, 255], dtype=torch.uint8), rtol=0, atol=0
+    )
 
 
 # ---------------------------------------------------------------------------------------------- standin network
@@ -116,7 +121,9 @@ def test_features_do_not_depend_on_batch_size(standin):
 def test_streaming_statistics_equal_two_pass_numpy():
     g = torch.Generator().manual_seed(6)
     # A large common offset next to a unit spread is where a naive sum-of-squares covariance loses digits.
-    feats = 1e4 + torch.randn(301, 12, generator=g, dtype=torch.float64) @ torch.randn(12, 12, generator=g, dtype=torch.float64)
+    feats = 1e4 + torch.randn(301, 12, generator=g, dtype=torch.float64) @ torch.randn(
+        12, 12, generator=g, dtype=torch.float64
+    )
     s = M.FeatureStatistics(12, network="x", weights_sha256="0" * 64, kid_max=50)
     for chunk in torch.split(feats, [1, 7, 100, 2, 191]):
         s.update(chunk)
@@ -124,7 +131,9 @@ def test_streaming_statistics_equal_two_pass_numpy():
     ref = feats.numpy()
     np.testing.assert_equal(s.count, 301)
     torch.testing.assert_close(torch.from_numpy(mu), torch.from_numpy(ref.mean(axis=0)), rtol=1e-12, atol=0)
-    torch.testing.assert_close(torch.from_numpy(sigma), torch.from_numpy(np.cov(ref, rowvar=False)), rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(
+        torch.from_numpy(sigma), torch.from_numpy(np.cov(ref, rowvar=False)), rtol=1e-9, atol=1e-9
+    )
     # The KID store keeps the first kid_max vectors and nothing more; the moments do not grow with N.
     torch.testing.assert_close(s.kid_features, feats[:50].float(), rtol=0, atol=0)
     assert s.scatter.shape == (12, 12) and s.logits is None
@@ -135,7 +144,9 @@ def test_images_to_statistics_handles_max_images_and_uint8(standin):
     cut = M.images_to_statistics(standin, imgs.split(4), max_images=6)
     ref = M.images_to_statistics(standin, [M.to_uint8_rgb(imgs[:6])])
     assert cut.count == 6
-    torch.testing.assert_close(torch.from_numpy(cut.to_mu_sigma()[0]), torch.from_numpy(ref.to_mu_sigma()[0]), rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(
+        torch.from_numpy(cut.to_mu_sigma()[0]), torch.from_numpy(ref.to_mu_sigma()[0]), rtol=1e-6, atol=1e-7
+    )
 
 
 # ---------------------------------------------------------------------------------------------- FID math
@@ -144,7 +155,9 @@ def test_images_to_statistics_handles_max_images_and_uint8(standin):
 def test_frechet_distance_equals_pytorch_fid_and_closed_form():
     g = torch.Generator().manual_seed(8)
     fa = torch.randn(400, 16, generator=g, dtype=torch.float64)
-    fb = 0.3 + 1.5 * torch.randn(400, 16, generator=g, dtype=torch.float64) @ torch.randn(16, 16, generator=g, dtype=torch.float64)
+    fb = 0.3 + 1.5 * torch.randn(400, 16, generator=g, dtype=torch.float64) @ torch.randn(
+        16, 16, generator=g, dtype=torch.float64
+    )
     (mu_a, s_a), (mu_b, s_b) = stats_from_features(fa).to_mu_sigma(), stats_from_features(fb).to_mu_sigma()
     ours = M.frechet_distance(mu_a, s_a, mu_b, s_b)
     theirs = M.frechet_distance_pytorch_fid(mu_a, s_a, mu_b, s_b)
@@ -155,7 +168,9 @@ def test_frechet_distance_equals_pytorch_fid_and_closed_form():
     d1, d2 = np.array([1.0, 4.0, 0.25]), np.array([9.0, 1.0, 0.25])
     m1, m2 = np.array([0.0, 1.0, 2.0]), np.array([1.0, 1.0, 0.0])
     closed = np.sum((m1 - m2) ** 2) + np.sum(d1 + d2 - 2 * np.sqrt(d1 * d2))  # 5 + (4 + 1 + 0) = 10
-    torch.testing.assert_close(M.frechet_distance(m1, np.diag(d1), m2, np.diag(d2)), float(closed), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(
+        M.frechet_distance(m1, np.diag(d1), m2, np.diag(d2)), float(closed), rtol=1e-12, atol=1e-12
+    )
 
 
 def test_compute_metrics_crosscheck_key_matches(standin):
@@ -205,7 +220,9 @@ def test_kid_equals_unbiased_mmd_and_refuses_too_few_samples(standin):
 
     a = stats_from_features(fa, sha=standin.weights_sha256, kid_max=20)
     b = stats_from_features(fb, sha=standin.weights_sha256, kid_max=40)
-    with pytest.raises(M.MetricsError, match=r"at least kid_subset_size=30 features per side but got 20 real and 40 fake") as e:
+    with pytest.raises(
+        M.MetricsError, match=r"at least kid_subset_size=30 features per side but got 20 real and 40 fake"
+    ) as e:
         M.compute_metrics(standin, a, b, fid=False, isc=False, kid_subset_size=30)
     assert str(e.value).count(". ") == 0 and str(e.value).endswith(".")  # one sentence
     no_store = stats_from_features(fa, sha=standin.weights_sha256)
@@ -220,7 +237,9 @@ def test_logits_score_equals_number_of_balanced_confident_classes(standin):
     mean, std = M.logits_score(logits, splits=1)
     torch.testing.assert_close(mean, float(k), rtol=1e-6, atol=0)
     # All images predicting the same class: p(y|x) = p(y), IS = 1.
-    torch.testing.assert_close(M.logits_score(torch.zeros(20, k) + torch.arange(k), splits=2)[0], 1.0, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(
+        M.logits_score(torch.zeros(20, k) + torch.arange(k), splits=2)[0], 1.0, rtol=1e-9, atol=1e-9
+    )
     with pytest.raises(M.MetricsError, match="needs at least 10 samples"):
         M.logits_score(logits[:5], splits=10)
     # Through compute_metrics the stand-in's score gets its own key, never "is".
@@ -233,7 +252,9 @@ def test_logits_score_equals_number_of_balanced_confident_classes(standin):
 
 
 def _fields(net, n=100):
-    return M.statistics_cache_fields(dataset="rings", split="train", num_samples=n, image_size=32, channels=1, network=net, kid_max=8)
+    return M.statistics_cache_fields(
+        dataset="rings", split="train", num_samples=n, image_size=32, channels=1, network=net, kid_max=8
+    )
 
 
 def test_cache_round_trip_and_atomic_write(tmp_path, standin, monkeypatch):
@@ -292,10 +313,21 @@ def test_cache_for_another_network_or_unreadable_is_refused(tmp_path, standin, o
 
 # Digests computed with the per-module helpers before they were merged into metrics.hashing: caches on disk
 # are found by these exact values, so they must never move.
-PINNED_FIELDS = {"dataset": "digits", "split": "test", "num_samples": 360, "image_size": 32, "channels": 1,
-                 "network": "standin", "weights_sha256": "ab" * 32, "kid_max": 360, "keep_logits": False,
-                 "statistics_format": 1, "libraries": {"torch-fidelity": "0.4.0", "pytorch-fid": None},
-                 "note": "Kynkäänniemi", "ratio": 0.5}
+PINNED_FIELDS = {
+    "dataset": "digits",
+    "split": "test",
+    "num_samples": 360,
+    "image_size": 32,
+    "channels": 1,
+    "network": "standin",
+    "weights_sha256": "ab" * 32,
+    "kid_max": 360,
+    "keep_logits": False,
+    "statistics_format": 1,
+    "libraries": {"torch-fidelity": "0.4.0", "pytorch-fid": None},
+    "note": "Kynkäänniemi",
+    "ratio": 0.5,
+}
 PINNED_KEY = "bc8ceb38fe5a01117d717d17a5b45d01bf66e4067c94291d5bd4033391daa113"
 
 
@@ -307,14 +339,19 @@ def test_cache_keys_are_pinned_to_the_values_caches_were_written_with():
     assert M.cache_key(dict(reversed(list(PINNED_FIELDS.items())))) == PINNED_KEY
     assert M.cache_key({**PINNED_FIELDS, "num_samples": 360.0}) != PINNED_KEY
     assert M.cache_path("/c", PINNED_FIELDS) == os.path.join("/c", f"digits-test-standin-{PINNED_KEY[:20]}.pt")
-    assert coverage.classifier_cache_path("/c", PINNED_FIELDS) == os.path.join("/c", f"digits-coverage-classifier-{PINNED_KEY[:20]}.pt")
+    assert coverage.classifier_cache_path("/c", PINNED_FIELDS) == os.path.join(
+        "/c", f"digits-coverage-classifier-{PINNED_KEY[:20]}.pt"
+    )
 
 
 def test_weights_hashes_are_pinned_to_the_values_caches_were_written_with(tmp_path):
     from began_plugin.metrics import coverage, hashing
 
-    state = {"w": torch.arange(6, dtype=torch.float32).view(2, 3), "b": torch.tensor([1.5, -2.0], dtype=torch.float64),
-             "n": torch.tensor(7)}
+    state = {
+        "w": torch.arange(6, dtype=torch.float32).view(2, 3),
+        "b": torch.tensor([1.5, -2.0], dtype=torch.float64),
+        "n": torch.tensor(7),
+    }
     # the coverage classifier's hash leaves dtypes out, the feature networks' includes them
     no_dtype = "8499be543863bc166a49cafb440555b89ee34701b3dc08a7dd43eaf51ca68531"
     assert hashing.state_dict_sha256(state, include_dtype=False) == coverage._weights_sha256(state) == no_dtype
@@ -322,7 +359,10 @@ def test_weights_hashes_are_pinned_to_the_values_caches_were_written_with(tmp_pa
     with torch.no_grad():
         linear.weight.copy_(state["w"])
         linear.bias.copy_(torch.tensor([1.5, -2.0]))
-    assert hashing.state_dict_sha256(linear.state_dict()) == "ef483b0a5014f1bdc888f723331b26014a0e75e7e8f3dae61e0ef64575542c99"
+    assert (
+        hashing.state_dict_sha256(linear.state_dict())
+        == "ef483b0a5014f1bdc888f723331b26014a0e75e7e8f3dae61e0ef64575542c99"
+    )
     assert hashing.state_dict_sha256({**state, "w": state["w"].double()}, include_dtype=False) != no_dtype
     path = tmp_path / "f.bin"
     path.write_bytes(bytes(range(256)) * 5000)  # 1.28 MB: more than one read chunk
@@ -339,7 +379,9 @@ def test_inception_with_missing_or_wrong_weights_file_raises_one_clear_sentence(
     with pytest.raises(M.MetricsError) as e:
         M.load_feature_network("inception", weights_path=missing)
     msg = str(e.value)
-    assert missing in msg and "does not exist" in msg and "--inception-weights PATH" in msg and "inception-offline" in msg
+    assert (
+        missing in msg and "does not exist" in msg and "--inception-weights PATH" in msg and "inception-offline" in msg
+    )
     assert "\n" not in msg and msg.count(". ") == 0
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"\x00" * 64)
@@ -423,16 +465,23 @@ def test_inception_network_from_a_weights_path_gives_features_and_logits(tmp_pat
 
     # The standard weights cannot be downloaded here; a state dict of the same architecture with torch's
     # default random init exercises the same loading and IS wiring (its numbers are meaningless).
-    with mock.patch("torch_fidelity.feature_extractor_inceptionv3.torch.load"), mock.patch.object(FeatureExtractorInceptionV3, "load_state_dict"):
+    with (
+        mock.patch("torch_fidelity.feature_extractor_inceptionv3.torch.load"),
+        mock.patch.object(FeatureExtractorInceptionV3, "load_state_dict"),
+    ):
         torch.manual_seed(0)
         template = FeatureExtractorInceptionV3("x", ["2048"], feature_extractor_weights_path="unused")
     path = tmp_path / "random-inception.pth"
     torch.save(template.state_dict(), path)
     net = M.load_feature_network("inception", weights_path=str(path))
-    assert net.has_logits and net.feature_dim == 2048 and net.weights_sha256 == M.feature_networks.file_sha256(str(path))
+    assert (
+        net.has_logits and net.feature_dim == 2048 and net.weights_sha256 == M.feature_networks.file_sha256(str(path))
+    )
     feats, logits = net.features(M.to_uint8_rgb(ring_images(2, seed=16, size=16)))
     assert feats.shape == (2, 2048) and logits.shape == (2, 1008) and torch.isfinite(logits).all()
     s = M.FeatureStatistics.for_network(net)
     s.update(feats, logits)
     out = M.compute_metrics(net, s, s, fid=False, kid=False, isc_splits=2)
-    assert out[M.KEY_IS].available and out[M.KEY_IS].value > 1.0 - 1e-9  # exp(KL) >= 1 and out[M.KEY_IS].network == "inception"
+    assert (
+        out[M.KEY_IS].available and out[M.KEY_IS].value > 1.0 - 1e-9
+    )  # exp(KL) >= 1 and out[M.KEY_IS].network == "inception"

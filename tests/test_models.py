@@ -5,10 +5,10 @@ A model that a third party registers is picked up here without anyone adding a l
 
 import pytest
 import torch
+from conftest import SMALL_HPARAMS
 
 from began_plugin import create_model, list_models, load_model
 from began_plugin.training.step import train_step
-from conftest import SMALL_HPARAMS
 
 NAMES = list_models()
 CASES = [

@@ -22,18 +22,56 @@ def _load():
 def test_performance_script_smallest_path(tmp_path, capsys):
     perf = _load()
     out = tmp_path / "perf.json"
-    assert perf.main(["--quick", "--train-n", "4", "--train-h", "4", "--train-batches", "2", "--warmup", "1",
-                      "--windows", "1", "--steps-per-window", "1", "--fid-images", "4", "--fid-batch", "4",
-                      "--no-pytorch-fid", "--memory-sizes", "50,100", "--memory-batch", "50",
-                      "--matmul-size", "256", "--matmul-reps", "1", "--out", str(out)]) == 0
+    assert (
+        perf.main(
+            [
+                "--quick",
+                "--train-n",
+                "4",
+                "--train-h",
+                "4",
+                "--train-batches",
+                "2",
+                "--warmup",
+                "1",
+                "--windows",
+                "1",
+                "--steps-per-window",
+                "1",
+                "--fid-images",
+                "4",
+                "--fid-batch",
+                "4",
+                "--no-pytorch-fid",
+                "--memory-sizes",
+                "50,100",
+                "--memory-batch",
+                "50",
+                "--matmul-size",
+                "256",
+                "--matmul-reps",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     table = capsys.readouterr().out
     assert "| measurement | ours | peer | ratio | target | met? |" in table
     res = json.loads(out.read_text())
     assert {"meta", "targets", "matmul", "training", "fid", "memory", "rows", "notes"} <= set(res)
     assert res["matmul"]["gflops"] > 0
     (tr,) = res["training"]
-    for key in ("ours_steps_per_s", "torchgan_steps_per_s", "ratio_ours_over_torchgan", "ours_flops_per_step",
-                "torchgan_flops_per_step", "ours_gflops", "torchgan_trainer_end_to_end_iterations"):
+    for key in (
+        "ours_steps_per_s",
+        "torchgan_steps_per_s",
+        "ratio_ours_over_torchgan",
+        "ours_flops_per_step",
+        "torchgan_flops_per_step",
+        "ours_gflops",
+        "torchgan_trainer_end_to_end_iterations",
+    ):
         assert key in tr
     assert tr["ours_flops_per_step"] > 0 and tr["torchgan_flops_per_step"] > 0
     # The Trainer's training iteration ran end-to-end (its epoch-end image logger may fail; that is recorded).

@@ -11,11 +11,11 @@ import torch
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 SETUP_TRAIN = (
-    'python3 -m venv .venv && . .venv/bin/activate && pip install torch==2.14.1 torchvision==0.29.1 '
+    "python3 -m venv .venv && . .venv/bin/activate && pip install torch==2.14.1 torchvision==0.29.1 "
     '&& pip install -e ".[dev]" && gan-train'
 )
 SETUP_TEST = (
-    'python3 -m venv .venv && . .venv/bin/activate && pip install torch==2.14.1 torchvision==0.29.1 '
+    "python3 -m venv .venv && . .venv/bin/activate && pip install torch==2.14.1 torchvision==0.29.1 "
     '&& pip install -e ".[dev]" && python -m pytest -q'
 )
 MAX_LINES = 160

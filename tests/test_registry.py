@@ -5,11 +5,13 @@ from importlib.metadata import entry_points
 
 import pytest
 import torch
+from plugins import TINY_MODEL
+from plugins import install_plugin as _install
 
 from began_plugin import RegistryError, create_model, list_models, load_model
 from began_plugin.registry import model_status
 from began_plugin.training.step import train_step
-from plugins import TINY_MODEL, install_plugin as _install
+
 
 @pytest.fixture
 def site(tmp_path, monkeypatch):
@@ -40,9 +42,16 @@ def test_unknown_name_lists_the_available_models():
 
 
 def test_a_broken_plugin_names_itself_and_does_not_hide_the_others(site):
-    _install(site, "broken-gan", "0.0.1", {"broken": "thirdparty_broken:Model"},
-             {"thirdparty_broken": "raise ImportError('no module named cuda_magic')\n"})
-    with pytest.raises(RegistryError, match=r"'broken'.*thirdparty_broken:Model.*broken-gan 0\.0\.1.*cuda_magic") as info:
+    _install(
+        site,
+        "broken-gan",
+        "0.0.1",
+        {"broken": "thirdparty_broken:Model"},
+        {"thirdparty_broken": "raise ImportError('no module named cuda_magic')\n"},
+    )
+    with pytest.raises(
+        RegistryError, match=r"'broken'.*thirdparty_broken:Model.*broken-gan 0\.0\.1.*cuda_magic"
+    ) as info:
         load_model("broken")
     assert isinstance(info.value.__cause__, ImportError)
     status = {entry.name: s for entry, s in model_status()}
@@ -53,13 +62,20 @@ def test_a_broken_plugin_names_itself_and_does_not_hide_the_others(site):
 def test_two_distributions_registering_one_name_is_an_error_naming_both(site):
     _install(site, "tiny-gan", "1.0", {"tiny": "thirdparty_tiny:TinyGAN"}, {"thirdparty_tiny": TINY_MODEL})
     _install(site, "other-gan", "2.0", {"tiny": "thirdparty_tiny:TinyGAN"})
-    with pytest.raises(RegistryError, match=r"registered twice.*(tiny-gan 1\.0.*other-gan 2\.0|other-gan 2\.0.*tiny-gan 1\.0)"):
+    with pytest.raises(
+        RegistryError, match=r"registered twice.*(tiny-gan 1\.0.*other-gan 2\.0|other-gan 2\.0.*tiny-gan 1\.0)"
+    ):
         load_model("tiny")
 
 
 def test_a_non_conforming_object_says_what_is_missing(site):
-    _install(site, "tiny-gan", "1.0", {"half": "thirdparty_tiny:Incomplete", "fn": "thirdparty_tiny:torch"},
-             {"thirdparty_tiny": TINY_MODEL})
+    _install(
+        site,
+        "tiny-gan",
+        "1.0",
+        {"half": "thirdparty_tiny:Incomplete", "fn": "thirdparty_tiny:torch"},
+        {"thirdparty_tiny": TINY_MODEL},
+    )
     with pytest.raises(RegistryError, match=r"'half'.*lacks Hparams, sample_z, generate, configure_optimizers"):
         load_model("half")
     with pytest.raises(RegistryError, match=r"'fn'.*not an nn.Module subclass"):

@@ -8,15 +8,24 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import SMALL_HPARAMS
 
 from began_plugin import list_models
 from began_plugin.training.cli import main
-from conftest import SMALL_HPARAMS
 
 
 def _args(name, out, steps=6, **extra):
-    args = [f"model={name}", "data=digits", f"steps={steps}", "batch_size=8", f"out={out}",
-            "log_every=2", "sample_every=3", "checkpoint_every=3", "num_samples=16"]
+    args = [
+        f"model={name}",
+        "data=digits",
+        f"steps={steps}",
+        "batch_size=8",
+        f"out={out}",
+        "log_every=2",
+        "sample_every=3",
+        "checkpoint_every=3",
+        "num_samples=16",
+    ]
     args += [f"model.{k}={v}" for k, v in SMALL_HPARAMS.get(name, {}).items()]
     return args + [f"{k}={v}" for k, v in extra.items()]
 
@@ -31,7 +40,7 @@ def test_every_registered_model_trains_through_the_cli(name, tmp_path):
     assert main(_args(name, out)) == 0
     config = json.loads((out / "config.json").read_text())
     assert config["model"] == name and config["steps"] == 6
-    rows = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [2, 4, 6]
     assert sorted(p.name for p in (out / "samples").iterdir()) == ["step_0000003.png", "step_0000006.png"]
     state = _weights(out)
@@ -43,11 +52,15 @@ def test_every_registered_model_trains_through_the_cli(name, tmp_path):
         assert {"k", "M_global", "loss_real", "loss_fake"} <= set(rows[-1])
         # the checkpoint's k_t is the last logged k_t advanced by the controller with that step's losses
         hp, last = config["model_hparams"], rows[-1]
-        expected = min(max(last["k"] + hp["lambda_k"] * (hp["gamma"] * last["loss_real"] - last["loss_fake"]), 0.0), 1.0)
+        expected = min(
+            max(last["k"] + hp["lambda_k"] * (hp["gamma"] * last["loss_real"] - last["loss_fake"]), 0.0), 1.0
+        )
         assert state["model"]["controller.k_t"].item() == pytest.approx(expected, abs=1e-6)
 
 
-@pytest.mark.parametrize("name, host", [("began", {}), ("wgan_gp", {}), ("dcgan", {"ema_decay": 0.9, "lr_anneal": 0.5})])
+@pytest.mark.parametrize(
+    "name, host", [("began", {}), ("wgan_gp", {}), ("dcgan", {"ema_decay": 0.9, "lr_anneal": 0.5})]
+)
 def test_resumed_run_matches_uninterrupted_run_bit_for_bit(name, host, tmp_path):
     full, part = tmp_path / "full", tmp_path / "part"
     # The digits preset anneals BEGAN's rate over the second half of the run: schedule_steps=8 plans it
@@ -68,8 +81,8 @@ def test_resumed_run_matches_uninterrupted_run_bit_for_bit(name, host, tmp_path)
     for opt in a["optimizers"]:
         for sa, sb in zip(a["optimizers"][opt]["state"].values(), b["optimizers"][opt]["state"].values()):
             torch.testing.assert_close(sa["exp_avg"], sb["exp_avg"], rtol=0, atol=0)
-    rows_a = [json.loads(l) for l in (full / "metrics.jsonl").read_text().splitlines()]
-    rows_b = [json.loads(l) for l in (part / "metrics.jsonl").read_text().splitlines()]
+    rows_a = [json.loads(line) for line in (full / "metrics.jsonl").read_text().splitlines()]
+    rows_b = [json.loads(line) for line in (part / "metrics.jsonl").read_text().splitlines()]
     strip = lambda rows: [{k: v for k, v in r.items() if k != "images_per_s"} for r in rows]
     # the first part's end-of-run line at step 5 is the only extra line
     assert strip(rows_a) == strip([r for r in rows_b if r["step"] != 5])
@@ -118,7 +131,12 @@ def test_refuses_to_write_into_another_run_without_resume(tmp_path, capsys):
 )
 def test_bad_input_is_one_sentence_nonzero_exit_and_no_files(args, message, tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(args + [f"out={out}", "steps=2"] if not any(a.startswith("steps") for a in args) else args + [f"out={out}"]) == 2
+    assert (
+        main(
+            args + [f"out={out}", "steps=2"] if not any(a.startswith("steps") for a in args) else args + [f"out={out}"]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert err.startswith("gan-train: error: ") and message in err
     assert len(err.splitlines()) == 1
@@ -153,10 +171,21 @@ def test_help_shows_keys_with_defaults(capsys):
     assert "steps: 2000" in out and "batch_size: 32" in out and "device: auto" in out
 
 
+@pytest.mark.slow
 def test_two_process_gloo_run_keeps_k_identical_on_every_rank(tmp_path):
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
-           "-m", "began_plugin", *_args("began", out, steps=4), "model.lambda_k=0.1", "device=cpu"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--standalone",
+        "-m",
+        "began_plugin",
+        *_args("began", out, steps=4),
+        "model.lambda_k=0.1",
+        "device=cpu",
+    ]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -176,6 +205,7 @@ def test_speed_switches_train_on_the_cpu(switch, tmp_path):
     assert all(torch.isfinite(v).all() for k, v in state["model"].items() if k.startswith("generator."))
 
 
+@pytest.mark.slow
 def test_sigterm_finishes_the_step_checkpoints_and_says_how_to_resume(tmp_path):
     import signal
     import time
@@ -212,7 +242,7 @@ def test_digits_preset_is_declared_by_began_and_names_every_option_not_in_the_pa
     default = parse_args([])
     preset = BEGAN.dataset_defaults("digits")
     for key, value in preset.items():  # the preset comes from the model's hook, host keys included
-        got = default.model_hparams[key[len("model."):]] if key.startswith("model.") else getattr(default, key)
+        got = default.model_hparams[key[len("model.") :]] if key.startswith("model.") else getattr(default, key)
         assert got == value, key
     assert (default.ema_decay, default.lr_anneal) == (0.999, 0.5)
     note = preset_note(default)
@@ -230,10 +260,16 @@ def test_digits_preset_is_declared_by_began_and_names_every_option_not_in_the_pa
     assert "the discriminator sees packs of 2 images (PacGAN" in note
     assert "packs" not in preset_note(parse_args(["model.pack=1"]))
     assert preset_note(parse_args(["model=dcgan", "data=mnist"])) is None  # no preset, no option on
-    with pytest.raises(ConfigError, match="model.pack=3 groups each batch into packs of 3 images, but batch_size=32 "
-                                          "is not a multiple of it; pass e.g. batch_size=30"):
+    with pytest.raises(
+        ConfigError,
+        match="model.pack=3 groups each batch into packs of 3 images, but batch_size=32 "
+        "is not a multiple of it; pass e.g. batch_size=30",
+    ):
         parse_args(["model.pack=3"])
-    for bad, message in (("ema_decay=1", r"ema_decay=1.0 must be in \[0, 1\)"), ("lr_anneal=2", r"lr_anneal=2.0 must be in")):
+    for bad, message in (
+        ("ema_decay=1", r"ema_decay=1.0 must be in \[0, 1\)"),
+        ("lr_anneal=2", r"lr_anneal=2.0 must be in"),
+    ):
         with pytest.raises(ConfigError, match=message):
             parse_args([bad])
 
@@ -243,7 +279,9 @@ def test_shapes_presets_are_the_digits_ones_but_began_lambda_k_and_a_short_run_t
     from began_plugin.training.sample import load_run
 
     for model in ("dcgan", "wgan_gp"):
-        assert parse_args([f"model={model}", "data=shapes"]).model_hparams == parse_args([f"model={model}"]).model_hparams
+        assert (
+            parse_args([f"model={model}", "data=shapes"]).model_hparams == parse_args([f"model={model}"]).model_hparams
+        )
     digits, shapes = parse_args([]), parse_args(["data=shapes"])
     assert (digits.model_hparams["lambda_k"], shapes.model_hparams["lambda_k"]) == (0.1, 0.01)  # measured with 0.01
     assert {**shapes.model_hparams, "lambda_k": 0.1, "pack": 2} == digits.model_hparams

@@ -112,7 +112,9 @@ class DCGAN(GANModel):
         return DCGANDiscriminator(self.image_size, self.channels, self.hparams.width, batch_norm=True)
 
     def sample_z(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        z = torch.randn(n, self.hparams.z_dim, generator=generator, device=generator.device if generator else self.device)
+        z = torch.randn(
+            n, self.hparams.z_dim, generator=generator, device=generator.device if generator else self.device
+        )
         return z.to(self.device)
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -125,8 +127,9 @@ class DCGAN(GANModel):
     def discriminator_loss(self, real: torch.Tensor) -> LossOutput:
         fake = self.generator(self.sample_z(real.shape[0])).detach()
         logits_real, logits_fake = self.discriminator(real), self.discriminator(fake)
-        loss = F.binary_cross_entropy_with_logits(logits_real, torch.ones_like(logits_real)) + \
-            F.binary_cross_entropy_with_logits(logits_fake, torch.zeros_like(logits_fake))
+        loss = F.binary_cross_entropy_with_logits(
+            logits_real, torch.ones_like(logits_real)
+        ) + F.binary_cross_entropy_with_logits(logits_fake, torch.zeros_like(logits_fake))
         return LossOutput(loss, {"loss_d": loss.detach(), "d_real": torch.sigmoid(logits_real).mean().detach()})
 
     def generator_loss(self, real: torch.Tensor) -> LossOutput:

@@ -67,7 +67,9 @@ class BEGANLoss:
         if self.eta not in (1, 2):
             raise ValueError(f"eta={self.eta!r} is not supported; use 1 (L1, the paper's default) or 2.")
         if not 0.0 <= self.gamma <= 1.0:
-            raise ValueError(f"gamma={self.gamma!r} is outside [0, 1]; the paper's diversity ratio lies in [0, 1] (0.5 by default).")
+            raise ValueError(
+                f"gamma={self.gamma!r} is outside [0, 1]; the paper's diversity ratio lies in [0, 1] (0.5 by default)."
+            )
 
     def __call__(self, real, recon_real, fake_d, recon_fake_d, fake_g, recon_fake_g, k):
         loss_real = reconstruction_loss(real, recon_real, self.eta)

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -122,8 +123,16 @@ def init_weights_(module: nn.Module, kind: str) -> None:
 #: BEGAN on a small dataset: a narrower network that trains in minutes on a CPU, γ=1.0 and a faster
 #: controller (with the paper's γ=0.5 k_t stays pinned at 0 there), a small embedding h (the setting that
 #: mattered most) and BEGAN-CS.  docs/settings.md holds the measurements behind each choice.
-_SMALL = {"model.n": 16, "model.h": 8, "model.z_dim": 8, "model.gamma": 1.0, "model.lambda_k": 0.01, "model.lr": 3e-4,
-          "model.latent_constraint": 0.1, "lr_anneal": 0.5}
+_SMALL = {
+    "model.n": 16,
+    "model.h": 8,
+    "model.z_dim": 8,
+    "model.gamma": 1.0,
+    "model.lambda_k": 0.01,
+    "model.lr": 3e-4,
+    "model.latent_constraint": 0.1,
+    "lr_anneal": 0.5,
+}
 
 #: Per-dataset presets (``dataset_defaults``): ``key=value`` arguments put before the user's.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -146,21 +155,26 @@ def equilibrium_signs(gamma: float) -> list[CollapseSign]:
     """BEGAN's signs of collapse: k_t pinned at 0, and L(G(z)) far below gamma * L(x) (see the constants above)."""
     return [
         CollapseSign(
-            "k_pinned", K_PINNED_STEPS, lambda row: row["k"] <= K_ZERO,
+            "k_pinned",
+            K_PINNED_STEPS,
+            lambda row: row["k"] <= K_ZERO,
             lambda row, since: (
                 f"BEGAN's k_t has stayed at 0 since step {since}, so the discriminator no longer pushes generated "
                 "images away (L_D = L(x)). Try raising model.gamma (e.g. 0.7), lowering model.lr (e.g. 5e-5) or "
-                "raising model.lambda_k, and look at the sample grids."),
+                "raising model.lambda_k, and look at the sample grids."
+            ),
         ),
         CollapseSign(
-            "fake_loss_low", IMBALANCE_STEPS,
+            "fake_loss_low",
+            IMBALANCE_STEPS,
             lambda row: row["loss_fake"] < IMBALANCE_RATIO * gamma * row["loss_real"],
             lambda row, since: (
                 f"L(G(z)) (loss_fake {row['loss_fake']:.4g}) has stayed below {IMBALANCE_RATIO} x gamma x L(x) "
                 f"({IMBALANCE_RATIO * gamma * row['loss_real']:.4g}) since step {since}: the discriminator "
                 "reconstructs the generated images far better than real ones, as it does when they are few and "
                 "simple. Try raising model.gamma, raising model.lambda_k or lowering model.lr, and look at the "
-                "sample grids."),
+                "sample grids."
+            ),
         ),
     ]
 
@@ -211,7 +225,9 @@ class BEGAN(GANModel):
         if hp.latent_constraint < 0:
             raise ValueError(f"BEGAN latent_constraint={hp.latent_constraint} must be >= 0 (0 turns BEGAN-CS off).")
         if hp.pull_away < 0:
-            raise ValueError(f"BEGAN pull_away={hp.pull_away} must be >= 0 (0 turns EBGAN's pulling-away term off; its authors use 0.1).")
+            raise ValueError(
+                f"BEGAN pull_away={hp.pull_away} must be >= 0 (0 turns EBGAN's pulling-away term off; its authors use 0.1)."
+            )
         if hp.lr <= 0:
             raise ValueError(f"BEGAN lr={hp.lr} must be > 0 (the paper uses 1e-4).")
         if hp.lr_d < 0:
@@ -240,7 +256,9 @@ class BEGAN(GANModel):
 
     @classmethod
     def option_notes(cls, hparams: Mapping[str, Any]) -> dict[str, str]:
-        return variant_notes({f.name: getattr(cls.Hparams, f.name) for f in dataclasses.fields(cls.Hparams)} | dict(hparams))
+        return variant_notes(
+            {f.name: getattr(cls.Hparams, f.name) for f in dataclasses.fields(cls.Hparams)} | dict(hparams)
+        )
 
     @classmethod
     def check_batch_size(cls, hparams: Mapping[str, Any], batch_size: int) -> None:
@@ -254,7 +272,9 @@ class BEGAN(GANModel):
 
     # -- the contract ------------------------------------------------------------------------
     def sample_z(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        z = torch.rand(n, self.hparams.z_dim, generator=generator, device=generator.device if generator else self.device)
+        z = torch.rand(
+            n, self.hparams.z_dim, generator=generator, device=generator.device if generator else self.device
+        )
         return (z * 2 - 1).to(self.device)
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -262,7 +282,8 @@ class BEGAN(GANModel):
         betas = (hp.beta1, hp.beta2)
         networks = {"generator": self.generator, "discriminator": self.discriminator}
         return {
-            name: torch.optim.Adam(net.parameters(), lr=self._base_lr(name), betas=betas) for name, net in networks.items()
+            name: torch.optim.Adam(net.parameters(), lr=self._base_lr(name), betas=betas)
+            for name, net in networks.items()
         }
 
     def _base_lr(self, network: str) -> float:

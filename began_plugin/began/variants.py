@@ -38,18 +38,34 @@ class Variant:
 
 
 VARIANTS: tuple[Variant, ...] = (
-    Variant("began-cs", "latent_constraint", 0.0,
-            "L_D adds {latent_constraint} x BEGAN-CS's latent constraint (Chang et al. 2018), not the paper's BEGAN: "
-            "model.latent_constraint=0 gives the paper's algorithm"),
-    Variant("pacgan", "pack", 1,
-            "the discriminator sees packs of {pack} images (PacGAN, Lin et al. 2018; not in the paper; "
-            "model.pack=1 turns it off)"),
-    Variant("pulling-away", "pull_away", 0.0,
-            "L_G adds {pull_away} x EBGAN's pulling-away term (Zhao et al. 2017; not in the paper; "
-            "model.pull_away=0 turns it off)"),
-    Variant("ttur", "lr_d", 0.0,
-            "the discriminator's learning rate is {lr_d} (two time-scale update, Heusel et al. 2017; "
-            "not in the paper; model.lr_d=0 gives D the generator's rate)"),
+    Variant(
+        "began-cs",
+        "latent_constraint",
+        0.0,
+        "L_D adds {latent_constraint} x BEGAN-CS's latent constraint (Chang et al. 2018), not the paper's BEGAN: "
+        "model.latent_constraint=0 gives the paper's algorithm",
+    ),
+    Variant(
+        "pacgan",
+        "pack",
+        1,
+        "the discriminator sees packs of {pack} images (PacGAN, Lin et al. 2018; not in the paper; "
+        "model.pack=1 turns it off)",
+    ),
+    Variant(
+        "pulling-away",
+        "pull_away",
+        0.0,
+        "L_G adds {pull_away} x EBGAN's pulling-away term (Zhao et al. 2017; not in the paper; "
+        "model.pull_away=0 turns it off)",
+    ),
+    Variant(
+        "ttur",
+        "lr_d",
+        0.0,
+        "the discriminator's learning rate is {lr_d} (two time-scale update, Heusel et al. 2017; "
+        "not in the paper; model.lr_d=0 gives D the generator's rate)",
+    ),
 )
 
 
@@ -72,7 +88,9 @@ def pulling_away(codes: torch.Tensor) -> torch.Tensor:
     """
     n = codes.shape[0]
     if n < 2:
-        raise ValueError(f"the pulling-away term compares pairs of samples, so it needs a batch of at least 2, got {n}.")
+        raise ValueError(
+            f"the pulling-away term compares pairs of samples, so it needs a batch of at least 2, got {n}."
+        )
     unit = codes / codes.norm(dim=1, keepdim=True).clamp_min(1e-12)
     cosine = unit @ unit.t()
     return (cosine.square().sum() - cosine.diagonal().square().sum()) / (n * (n - 1))

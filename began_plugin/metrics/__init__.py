@@ -69,7 +69,14 @@ from began_plugin.metrics.images import to_uint8_rgb
 from began_plugin.metrics.isc import logits_score
 from began_plugin.metrics.kid import kernel_distance
 from began_plugin.metrics.precision_recall import KEY_PRECISION, KEY_RECALL, precision_recall, precision_recall_metrics
-from began_plugin.metrics.registry import MetricSpec, format_value, metric_spec, register_metric, registered_metrics, table_keys
+from began_plugin.metrics.registry import (
+    MetricSpec,
+    format_value,
+    metric_spec,
+    register_metric,
+    registered_metrics,
+    table_keys,
+)
 from began_plugin.metrics.statistics import FeatureStatistics, images_to_statistics
 
 __all__ = [

@@ -19,7 +19,6 @@ from pathlib import Path
 import torch
 
 from began_plugin.atomic_files import atomic_save
-
 from began_plugin.metrics.errors import MetricsError
 from began_plugin.metrics.hashing import json_sha256
 from began_plugin.metrics.statistics import STATISTICS_FORMAT_VERSION, FeatureStatistics
@@ -79,7 +78,9 @@ def cache_key(fields: dict) -> str:
 
 
 def cache_path(cache_dir: str, fields: dict) -> str:
-    return os.path.join(cache_dir, f"{fields['dataset']}-{fields['split']}-{fields['network']}-{cache_key(fields)[:20]}.pt")
+    return os.path.join(
+        cache_dir, f"{fields['dataset']}-{fields['split']}-{fields['network']}-{cache_key(fields)[:20]}.pt"
+    )
 
 
 def save_statistics(path: str, stats: FeatureStatistics, fields: dict) -> None:
@@ -105,7 +106,8 @@ def load_statistics(path: str, network, fields: dict | None = None) -> FeatureSt
             f"the statistics cache {path!r} is unreadable ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}); delete it so it is recomputed."
         ) from None
     if (stored_network, stored_sha) != (network.name, network.weights_sha256) or (
-        stored_fields.get("network"), stored_fields.get("weights_sha256")
+        stored_fields.get("network"),
+        stored_fields.get("weights_sha256"),
     ) != (network.name, network.weights_sha256):
         raise MetricsError(
             f"the statistics cache {path!r} was computed with network {stored_network!r} (weights {str(stored_sha)[:12]}...) "
@@ -119,7 +121,9 @@ def load_statistics(path: str, network, fields: dict | None = None) -> FeatureSt
     return FeatureStatistics.from_state_dict(state)
 
 
-def load_or_compute_statistics(cache_dir: str, fields: dict, network, compute: Callable[[], FeatureStatistics]) -> FeatureStatistics:
+def load_or_compute_statistics(
+    cache_dir: str, fields: dict, network, compute: Callable[[], FeatureStatistics]
+) -> FeatureStatistics:
     """Return cached statistics for ``fields`` or compute them with ``compute()`` and cache them."""
     path = cache_path(cache_dir, fields)
     if os.path.exists(path):

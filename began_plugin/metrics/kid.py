@@ -6,8 +6,6 @@ subsets of fixed size; the computation is torch-fidelity's ``kid_features_to_met
 
 from __future__ import annotations
 
-from typing import Tuple
-
 import torch
 from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
 
@@ -27,14 +25,18 @@ def kernel_distance(
     subset_size: int = DEFAULT_KID_SUBSET_SIZE,
     subsets: int = DEFAULT_KID_SUBSETS,
     seed: int = 2020,
-) -> Tuple[float, float]:
+) -> tuple[float, float]:
     """Return (mean, std) of the polynomial-kernel MMD^2 over ``subsets`` random subsets of ``subset_size``."""
     for what, f in (("real", features_real), ("fake", features_fake)):
         if not torch.is_tensor(f) or f.dim() != 2:
-            raise MetricsError(f"KID needs the {what} features as an N x D tensor, got {type(f).__name__}; keep features with kid_max > 0.")
+            raise MetricsError(
+                f"KID needs the {what} features as an N x D tensor, got {type(f).__name__}; keep features with kid_max > 0."
+            )
     n_r, n_f = features_real.shape[0], features_fake.shape[0]
     if subset_size < 2:
-        raise MetricsError(f"the KID subset size must be at least 2 (the unbiased MMD divides by m - 1), got {subset_size}; pass a larger kid_subset_size.")
+        raise MetricsError(
+            f"the KID subset size must be at least 2 (the unbiased MMD divides by m - 1), got {subset_size}; pass a larger kid_subset_size."
+        )
     if n_r < subset_size or n_f < subset_size:
         raise MetricsError(
             f"KID needs at least kid_subset_size={subset_size} features per side but got {n_r} real and {n_f} fake; "

@@ -52,16 +52,26 @@ def precision_recall(real_features: torch.Tensor, fake_features: torch.Tensor, k
     real = real_features.detach().to("cpu", torch.float64)
     fake = fake_features.detach().to("cpu", torch.float64)
     if real.dim() != 2 or fake.dim() != 2 or real.shape[1] != fake.shape[1]:
-        raise MetricsError(f"expected two feature sets N x D with the same D, got {tuple(real.shape)} and {tuple(fake.shape)}.")
+        raise MetricsError(
+            f"expected two feature sets N x D with the same D, got {tuple(real.shape)} and {tuple(fake.shape)}."
+        )
     if min(real.shape[0], fake.shape[0]) <= k:
-        raise MetricsError(f"precision/recall with k={k} needs more than {k} real and fake features, got "
-                           f"{real.shape[0]} and {fake.shape[0]}; keep more features (kid_max).")
+        raise MetricsError(
+            f"precision/recall with k={k} needs more than {k} real and fake features, got "
+            f"{real.shape[0]} and {fake.shape[0]}; keep more features (kid_max)."
+        )
     if max(real.shape[0], fake.shape[0]) >= _MAX_POINTS:
-        raise MetricsError(f"precision/recall takes fewer than {_MAX_POINTS} features per set, got {real.shape[0]} real and "
-                           f"{fake.shape[0]} fake; keep fewer features (kid_max).")
+        raise MetricsError(
+            f"precision/recall takes fewer than {_MAX_POINTS} features per set, got {real.shape[0]} real and "
+            f"{fake.shape[0]} fake; keep fewer features (kid_max)."
+        )
     # torch-fidelity's convention: the first set is the generated one, the second the real one.
-    out = prc_features_to_metric(fake, real, prc_neighborhood=k, prc_batch_size=_BATCH, save_cpu_ram=True, verbose=False)
-    return _exact_fraction(out[KEY_METRIC_PRECISION], fake.shape[0]), _exact_fraction(out[KEY_METRIC_RECALL], real.shape[0])
+    out = prc_features_to_metric(
+        fake, real, prc_neighborhood=k, prc_batch_size=_BATCH, save_cpu_ram=True, verbose=False
+    )
+    return _exact_fraction(out[KEY_METRIC_PRECISION], fake.shape[0]), _exact_fraction(
+        out[KEY_METRIC_RECALL], real.shape[0]
+    )
 
 
 def precision_recall_metrics(network, real_stats, fake_stats, k: int = PR_K) -> dict[str, MetricValue]:
@@ -69,6 +79,10 @@ def precision_recall_metrics(network, real_stats, fake_stats, k: int = PR_K) -> 
     if real_stats.kid_features is None or fake_stats.kid_features is None:
         raise MetricsError("precision/recall needs stored features; compute the statistics with kid_max > 0.")
     precision, recall = precision_recall(real_stats.kid_features, fake_stats.kid_features, k)
-    common = dict(network=network.name, weights_sha256=network.weights_sha256,
-                  num_real=int(real_stats.kid_features.shape[0]), num_fake=int(fake_stats.kid_features.shape[0]))
+    common = dict(
+        network=network.name,
+        weights_sha256=network.weights_sha256,
+        num_real=int(real_stats.kid_features.shape[0]),
+        num_fake=int(fake_stats.kid_features.shape[0]),
+    )
     return {KEY_PRECISION: MetricValue(precision, **common), KEY_RECALL: MetricValue(recall, **common)}

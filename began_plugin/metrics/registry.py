@@ -79,11 +79,17 @@ class MetricSpec:
                 f"metric key {self.key!r} is not a lower-case identifier ([a-z][a-z0-9_]*); rename it, e.g. 'my_fd'."
             )
         if self.needs not in NEEDS:
-            raise MetricsError(f"metric {self.key!r} needs {self.needs!r}, expected one of {list(NEEDS)}; pass one of those.")
+            raise MetricsError(
+                f"metric {self.key!r} needs {self.needs!r}, expected one of {list(NEEDS)}; pass one of those."
+            )
         if isinstance(self.digits, bool) or not isinstance(self.digits, int) or not 0 <= self.digits <= 12:
-            raise MetricsError(f"metric {self.key!r} has digits={self.digits!r}, expected an integer 0..12; pass the decimals to show.")
+            raise MetricsError(
+                f"metric {self.key!r} has digits={self.digits!r}, expected an integer 0..12; pass the decimals to show."
+            )
         if self.order is not None and (isinstance(self.order, bool) or not isinstance(self.order, int)):
-            raise MetricsError(f"metric {self.key!r} has order={self.order!r}, expected an integer or None; pass its column position.")
+            raise MetricsError(
+                f"metric {self.key!r} has order={self.order!r}, expected an integer or None; pass its column position."
+            )
         if self.title is None:
             object.__setattr__(self, "title", self.key)
 
@@ -94,7 +100,9 @@ _REGISTRY: dict[str, MetricSpec] = {}
 def register_metric(spec: MetricSpec) -> MetricSpec:
     """Add ``spec`` to the registry and return it; a key, column order or (family, network) already taken is refused."""
     if not isinstance(spec, MetricSpec):
-        raise MetricsError(f"register_metric takes a MetricSpec, got {type(spec).__name__}; wrap the metric's settings in MetricSpec(...).")
+        raise MetricsError(
+            f"register_metric takes a MetricSpec, got {type(spec).__name__}; wrap the metric's settings in MetricSpec(...)."
+        )
     if spec.key in _REGISTRY:
         raise MetricsError(
             f"metric key {spec.key!r} is already registered (title {_REGISTRY[spec.key].title!r}); give the new metric another key."

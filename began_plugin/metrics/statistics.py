@@ -13,7 +13,7 @@ bounded store). IS (Salimans et al. 2016) needs every image's class logits, so t
 
 from __future__ import annotations
 
-from typing import Iterable, Optional, Tuple
+from collections.abc import Iterable
 
 import numpy as np
 import torch
@@ -43,7 +43,9 @@ class FeatureStatistics:
         keep_logits: bool = False,
     ):
         if feature_dim < 1 or kid_max < 0:
-            raise MetricsError(f"feature_dim must be >= 1 and kid_max >= 0, got {feature_dim} and {kid_max}; pass valid sizes.")
+            raise MetricsError(
+                f"feature_dim must be >= 1 and kid_max >= 0, got {feature_dim} and {kid_max}; pass valid sizes."
+            )
         self.feature_dim = int(feature_dim)
         self.network = network
         self.weights_sha256 = weights_sha256
@@ -57,7 +59,7 @@ class FeatureStatistics:
         self._logit_chunks: list = []
 
     @classmethod
-    def for_network(cls, network, *, kid_max: int = 0, keep_logits: Optional[bool] = None) -> "FeatureStatistics":
+    def for_network(cls, network, *, kid_max: int = 0, keep_logits: bool | None = None) -> FeatureStatistics:
         return cls(
             network.feature_dim,
             network=network.name,
@@ -66,7 +68,7 @@ class FeatureStatistics:
             keep_logits=network.has_logits if keep_logits is None else keep_logits,
         )
 
-    def update(self, features: torch.Tensor, logits: Optional[torch.Tensor] = None) -> None:
+    def update(self, features: torch.Tensor, logits: torch.Tensor | None = None) -> None:
         """Add one batch of features (N x D) and, when logits are kept, its logits (N x K)."""
         if not torch.is_tensor(features) or features.dim() != 2 or features.shape[1] != self.feature_dim:
             raise MetricsError(
@@ -103,7 +105,7 @@ class FeatureStatistics:
                 )
             self._logit_chunks.append(logits.detach().to("cpu", torch.float32).clone())
 
-    def to_mu_sigma(self) -> Tuple[np.ndarray, np.ndarray]:
+    def to_mu_sigma(self) -> tuple[np.ndarray, np.ndarray]:
         """Mean and unbiased covariance (as ``numpy.cov``, ddof = 1), float64 numpy arrays."""
         if self.count < 2:
             raise MetricsError(
@@ -113,7 +115,7 @@ class FeatureStatistics:
         return self.mean.numpy().copy(), (self.scatter / (self.count - 1)).numpy()
 
     @property
-    def kid_features(self) -> Optional[torch.Tensor]:
+    def kid_features(self) -> torch.Tensor | None:
         """The first ``kid_max`` feature vectors (float32), or None when none were kept."""
         if not self._kid_chunks:
             return None
@@ -122,7 +124,7 @@ class FeatureStatistics:
         return self._kid_chunks[0]
 
     @property
-    def logits(self) -> Optional[torch.Tensor]:
+    def logits(self) -> torch.Tensor | None:
         """All logits (float32, N x K), or None when not kept."""
         if not self._logit_chunks:
             return None
@@ -147,7 +149,7 @@ class FeatureStatistics:
         }
 
     @classmethod
-    def from_state_dict(cls, state: dict) -> "FeatureStatistics":
+    def from_state_dict(cls, state: dict) -> FeatureStatistics:
         if not isinstance(state, dict) or state.get("format_version") != STATISTICS_FORMAT_VERSION:
             raise MetricsError(
                 f"the statistics have format version {state.get('format_version') if isinstance(state, dict) else None!r}, "
@@ -182,8 +184,8 @@ def images_to_statistics(
     batches: Iterable,
     *,
     kid_max: int = 0,
-    keep_logits: Optional[bool] = None,
-    max_images: Optional[int] = None,
+    keep_logits: bool | None = None,
+    max_images: int | None = None,
 ) -> FeatureStatistics:
     """Run ``network`` over image batches and return streaming statistics of its features.
 

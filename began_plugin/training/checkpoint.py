@@ -19,8 +19,6 @@ import numpy as np
 import torch
 
 
-
-
 class CheckpointError(RuntimeError):
     """A checkpoint cannot be read; the message says which file and what to do."""
 
@@ -30,14 +28,18 @@ def safe_load(path: Path, map_location: str | torch.device = "cpu") -> Any:
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
-        raise CheckpointError(f"checkpoint {path} does not exist; check the run directory or start without resume=true.") from None
+        raise CheckpointError(
+            f"checkpoint {path} does not exist; check the run directory or start without resume=true."
+        ) from None
     except pickle.UnpicklingError as exc:
         raise CheckpointError(
             f"{path} needs pickled Python code to load, which weights_only=True refuses for safety "
             f"(first refusal: {str(exc).splitlines()[0][:160]}); only load files you made with this package."
         ) from None
     except (RuntimeError, EOFError, OSError) as exc:
-        raise CheckpointError(f"checkpoint {path} is unreadable ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}); delete it to start over or restore it from a copy.") from None
+        raise CheckpointError(
+            f"checkpoint {path} is unreadable ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}); delete it to start over or restore it from a copy."
+        ) from None
 
 
 def capture_rng() -> dict[str, Any]:
@@ -46,9 +48,13 @@ def capture_rng() -> dict[str, Any]:
     version, internal, gauss_next = random.getstate()
     state = {
         "torch": torch.get_rng_state(),
-        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss), "gauss": float(gauss)},
-        "python": {"version": version, "internal": torch.tensor(internal, dtype=torch.int64),
-                   "gauss_next": gauss_next},
+        "numpy": {
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "gauss": float(gauss),
+        },
+        "python": {"version": version, "internal": torch.tensor(internal, dtype=torch.int64), "gauss_next": gauss_next},
     }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()

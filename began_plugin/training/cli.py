@@ -34,8 +34,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     unknown_flags = [a for a in args if a.startswith("-")]
     if unknown_flags:
-        print(f"gan-train: error: unknown option {unknown_flags[0]!r}; options are --help and --list-models, "
-              f"everything else is key=value.", file=sys.stderr)
+        print(
+            f"gan-train: error: unknown option {unknown_flags[0]!r}; options are --help and --list-models, "
+            f"everything else is key=value.",
+            file=sys.stderr,
+        )
         return 2
     from began_plugin.training.loop import TrainingDiverged, train
 
@@ -52,9 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # a full disk, a vanished directory, an I/O error while the run writes
         where = f" ({exc.filename})" if exc.filename else ""
         ckpt = f"{cfg.out}/checkpoints/latest.pt" if cfg is not None else "the run's checkpoint"
-        print(f"gan-train: error: the run stopped because the system refused an operation "
-              f"({exc.strerror or exc}{where}); the last checkpoint {ckpt}, if one was written, is intact: "
-              f"fix the cause (e.g. free disk space) and rerun with resume=true.", file=sys.stderr)
+        print(
+            f"gan-train: error: the run stopped because the system refused an operation "
+            f"({exc.strerror or exc}{where}); the last checkpoint {ckpt}, if one was written, is intact: "
+            f"fix the cause (e.g. free disk space) and rerun with resume=true.",
+            file=sys.stderr,
+        )
         return 4
     print(f"run directory: {result.run_dir} (step {result.step})")
     return 0

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import Any
 
 import torch
 
@@ -45,7 +45,7 @@ class CollapseWarning(UserWarning):
 
 
 @torch.no_grad()
-def sample_diversity(images: torch.Tensor) -> Optional[float]:
+def sample_diversity(images: torch.Tensor) -> float | None:
     """Mean L1 distance per pixel between all pairs of distinct images (float, [-1, 1] units); None for < 2 images."""
     n = images.shape[0]
     if n < 2:
@@ -58,8 +58,9 @@ def sample_diversity(images: torch.Tensor) -> Optional[float]:
 class CollapseMonitor:
     """Feed it each logged row (:meth:`observe_log`) and each sample grid (:meth:`observe_samples`)."""
 
-    def __init__(self, *, signs: Sequence[CollapseSign] = (), real_images: Optional[torch.Tensor] = None,
-                 enabled: bool = True) -> None:
+    def __init__(
+        self, *, signs: Sequence[CollapseSign] = (), real_images: torch.Tensor | None = None, enabled: bool = True
+    ) -> None:
         self.signs = tuple(signs)
         self.enabled = enabled
         self.real_diversity = sample_diversity(real_images) if (enabled and real_images is not None) else None
@@ -69,7 +70,7 @@ class CollapseMonitor:
         self._pending: dict[str, Any] = {}
 
     @classmethod
-    def for_run(cls, model, dataset, num_samples: int, enabled: bool = True) -> "CollapseMonitor":
+    def for_run(cls, model, dataset, num_samples: int, enabled: bool = True) -> CollapseMonitor:
         """A monitor with ``model``'s own collapse signs and the first images of ``dataset`` as reference."""
         real = None
         n = min(num_samples, len(dataset))
@@ -105,7 +106,7 @@ class CollapseMonitor:
             del extra["sample_diversity_step"]
         return extra
 
-    def observe_samples(self, step: int, images: torch.Tensor) -> Optional[float]:
+    def observe_samples(self, step: int, images: torch.Tensor) -> float | None:
         """Measure one fixed-z sample grid; warn on low diversity; the value goes into the next logged row."""
         if not self.enabled:
             return None
@@ -118,10 +119,15 @@ class CollapseMonitor:
             ratio = value / self.real_diversity
             self._low_grids = self._low_grids + 1 if ratio < DIVERSITY_RATIO else 0
             if self._low_grids >= DIVERSITY_GRIDS:
-                self._warn("low_diversity", step, (
-                    f"the fixed-z sample grid's diversity (mean pairwise L1 {value:.4f}) is {ratio:.2f} x that of "
-                    f"real images ({self.real_diversity:.4f}), below {DIVERSITY_RATIO} x at {self._low_grids} grids "
-                    "in a row: the generator draws nearly the same image for every z. Try a lower learning rate "
-                    "(model.lr), the model's own options against collapse (gan-train --list-models shows them), "
-                    "or another seed; the samples/ grids show it."))
+                self._warn(
+                    "low_diversity",
+                    step,
+                    (
+                        f"the fixed-z sample grid's diversity (mean pairwise L1 {value:.4f}) is {ratio:.2f} x that of "
+                        f"real images ({self.real_diversity:.4f}), below {DIVERSITY_RATIO} x at {self._low_grids} grids "
+                        "in a row: the generator draws nearly the same image for every z. Try a lower learning rate "
+                        "(model.lr), the model's own options against collapse (gan-train --list-models shows them), "
+                        "or another seed; the samples/ grids show it."
+                    ),
+                )
         return value

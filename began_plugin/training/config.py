@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -27,9 +27,9 @@ class ConfigError(ValueError):
 @dataclass
 class DataConfig:
     name: str = "digits"  # one of began_plugin.data.DATASETS
-    root: Optional[str] = None  # where torchvision datasets / the image folder live
+    root: str | None = None  # where torchvision datasets / the image folder live
     split: str = "train"
-    channels: Optional[int] = None  # None: the data's own; 1 or 3 (image folders convert, others must match)
+    channels: int | None = None  # None: the data's own; 1 or 3 (image folders convert, others must match)
     skip_bad_files: bool = False  # image folders: skip unreadable files instead of stopping
     num_workers: int = 0
 
@@ -41,7 +41,7 @@ class TrainConfig:
     steps: int = 2000  # generator steps
     # The run length that step-relative settings (lr_anneal) plan for; None: `steps`.  Set it to the
     # final step count when training in parts with resume=true.
-    schedule_steps: Optional[int] = None
+    schedule_steps: int | None = None
     batch_size: int = 32  # per process
     image_size: int = 32
     seed: int = 0
@@ -74,12 +74,14 @@ def _split(args: list[str]) -> tuple[list[str], list[str]]:
     top, model = [], []
     for arg in args:
         if "=" not in arg:
-            raise ConfigError(f"argument {arg!r} is not of the form key=value; write e.g. steps=100 (see gan-train --help).")
+            raise ConfigError(
+                f"argument {arg!r} is not of the form key=value; write e.g. steps=100 (see gan-train --help)."
+            )
         key, value = arg.split("=", 1)
         if key == "data":
             top.append(f"data.name={value}")
         elif key.startswith("model."):
-            model.append(f"{key[len('model.'):]}={value}")
+            model.append(f"{key[len('model.') :]}={value}")
         else:
             top.append(arg)
     return top, model
@@ -99,7 +101,9 @@ def _merge(base, dotlist: list[str], where: str):
                 f"unknown key {prefix}{key!r} for the {where}{_nearest(leaf, fields)}; "
                 f"run gan-train --help for the valid keys."
             ) from None
-        raise ConfigError(f"bad value for {key or 'a key'!r}: {exc.msg if hasattr(exc, 'msg') else exc}".split("\n")[0] + ".") from None
+        raise ConfigError(
+            f"bad value for {key or 'a key'!r}: {exc.msg if hasattr(exc, 'msg') else exc}".split("\n")[0] + "."
+        ) from None
 
 
 def model_hparams(model_cls, overrides: list[str] | dict[str, Any]) -> dict[str, Any]:
@@ -117,8 +121,10 @@ def _preset_args(model_cls, dataset: str) -> list[str]:
     args = [f"{k}={v}" for k, v in preset.items()]
     refused = [a for a in args if a.split("=", 1)[0] in ("model", "data", "data.name")]
     if refused:
-        raise ConfigError(f"the {dataset!r} preset of {model_cls.__name__} sets {refused[0]!r}, which picks what the preset is for; "
-                          f"remove it from the model's dataset_defaults.")
+        raise ConfigError(
+            f"the {dataset!r} preset of {model_cls.__name__} sets {refused[0]!r}, which picks what the preset is for; "
+            f"remove it from the model's dataset_defaults."
+        )
     return args
 
 
@@ -132,14 +138,18 @@ def parse_args(args: list[str]) -> TrainConfig:
     top, model_args = _split(args)
     chosen = OmegaConf.to_object(_merge(OmegaConf.structured(TrainConfig), top, "trainer"))
     if chosen.data.name not in DATASETS:
-        raise ConfigError(f"unknown dataset data={chosen.data.name!r}{_nearest(chosen.data.name, DATASETS)}; expected one of {list(DATASETS)}.")
+        raise ConfigError(
+            f"unknown dataset data={chosen.data.name!r}{_nearest(chosen.data.name, DATASETS)}; expected one of {list(DATASETS)}."
+        )
     model_cls = load_model(chosen.model)
     preset_top, preset_model = _split(_preset_args(model_cls, chosen.data.name))
     cfg = OmegaConf.to_object(_merge(OmegaConf.structured(TrainConfig), preset_top + top, "trainer"))
     for key in POSITIVE:
         value = getattr(cfg, key)
         if value <= 0:
-            raise ConfigError(f"{key}={value} must be a positive integer; pass e.g. {key}={getattr(TrainConfig, key, 1) or 1}.")
+            raise ConfigError(
+                f"{key}={value} must be a positive integer; pass e.g. {key}={getattr(TrainConfig, key, 1) or 1}."
+            )
     if cfg.schedule_steps is not None and cfg.schedule_steps < cfg.steps:
         raise ConfigError(
             f"schedule_steps={cfg.schedule_steps} is less than steps={cfg.steps}; set it to the run's final step count "
@@ -149,9 +159,13 @@ def parse_args(args: list[str]) -> TrainConfig:
         if getattr(cfg, key) not in allowed:
             raise ConfigError(f"{key}={getattr(cfg, key)!r} is not one of {list(allowed)}; pick one of them.")
     if not 0.0 <= cfg.ema_decay < 1.0:
-        raise ConfigError(f"ema_decay={cfg.ema_decay} must be in [0, 1): 0 samples from G itself, e.g. 0.999 from a moving average.")
+        raise ConfigError(
+            f"ema_decay={cfg.ema_decay} must be in [0, 1): 0 samples from G itself, e.g. 0.999 from a moving average."
+        )
     if not 0.0 <= cfg.lr_anneal <= 1.0:
-        raise ConfigError(f"lr_anneal={cfg.lr_anneal} must be in [0, 1], the fraction of the run over which the rate falls to 0; 0 turns it off.")
+        raise ConfigError(
+            f"lr_anneal={cfg.lr_anneal} must be in [0, 1], the fraction of the run over which the rate falls to 0; 0 turns it off."
+        )
     cfg.model_hparams = model_hparams(model_cls, preset_model + model_args)
     if cfg.image_size not in model_cls.supported_image_sizes:
         raise ConfigError(
@@ -171,12 +185,16 @@ def host_option_notes(cfg: TrainConfig) -> dict[str, str]:
 
     notes = {}
     if cfg.ema_decay > 0:
-        notes["ema"] = (f"samples come from a moving average of G's weights (decay {cfg.ema_decay}, warm-up "
-                        f"min(decay, (1+t)/(10+t)): {warmup_decay(cfg.ema_decay, (cfg.schedule_steps or cfg.steps) - 1):.4f} "
-                        f"at the last step; Yazici et al. 2019; training is unchanged; ema_decay=0 samples from G)")
+        notes["ema"] = (
+            f"samples come from a moving average of G's weights (decay {cfg.ema_decay}, warm-up "
+            f"min(decay, (1+t)/(10+t)): {warmup_decay(cfg.ema_decay, (cfg.schedule_steps or cfg.steps) - 1):.4f} "
+            f"at the last step; Yazici et al. 2019; training is unchanged; ema_decay=0 samples from G)"
+        )
     if cfg.lr_anneal > 0:
-        notes["lr_anneal"] = (f"every learning rate falls linearly to 0 over the last {cfg.lr_anneal:g} of the run's "
-                              f"{cfg.schedule_steps or cfg.steps} steps (lr_anneal=0 turns it off)")
+        notes["lr_anneal"] = (
+            f"every learning rate falls linearly to 0 over the last {cfg.lr_anneal:g} of the run's "
+            f"{cfg.schedule_steps or cfg.steps} steps (lr_anneal=0 turns it off)"
+        )
     return notes
 
 
@@ -204,7 +222,7 @@ def preset_note(cfg: TrainConfig) -> str | None:
 
 def _current(cfg: TrainConfig, key: str) -> Any:
     if key.startswith("model."):
-        return cfg.model_hparams.get(key[len("model."):])
+        return cfg.model_hparams.get(key[len("model.") :])
     return OmegaConf.select(OmegaConf.structured(cfg), key)
 
 

@@ -76,8 +76,15 @@ class BatchStream:
     w-th index of it.  ``position`` counts the batches handed out.
     """
 
-    def __init__(self, dataset, batch_size: int, seed: int, group: distributed.ProcessGroup,
-                 device: torch.device, channels_last: bool = False) -> None:
+    def __init__(
+        self,
+        dataset,
+        batch_size: int,
+        seed: int,
+        group: distributed.ProcessGroup,
+        device: torch.device,
+        channels_last: bool = False,
+    ) -> None:
         self.dataset, self.batch_size, self.seed = dataset, batch_size, seed
         self.group, self.device, self.channels_last = group, device, channels_last
         self.per_epoch = (len(dataset) // group.world_size) // batch_size
@@ -166,8 +173,14 @@ def _prepare(cfg: TrainConfig) -> _Run:
     if group.active and device.type == "cuda":
         device = torch.device("cuda", group.local_rank)
         torch.cuda.set_device(device)
-    dataset = build_dataset(cfg.data.name, cfg.data.root, cfg.image_size, split=cfg.data.split,
-                            channels=cfg.data.channels, skip_bad_files=cfg.data.skip_bad_files)
+    dataset = build_dataset(
+        cfg.data.name,
+        cfg.data.root,
+        cfg.image_size,
+        split=cfg.data.split,
+        channels=cfg.data.channels,
+        skip_bad_files=cfg.data.skip_bad_files,
+    )
     _seed_everything(cfg.seed)
     model = create_model(cfg.model, image_size=cfg.image_size, channels=dataset.channels, **cfg.model_hparams)
     model.to(device)
@@ -181,8 +194,12 @@ def _prepare(cfg: TrainConfig) -> _Run:
     monitor = CollapseMonitor.for_run(model, dataset, cfg.num_samples, enabled=group.is_main)
     directory = RunDirectory(Path(cfg.out), write=group.is_main)
     # The resolved facts a reader of the run needs and the configuration alone does not give.
-    record = {**to_dict(cfg), "world_size": group.world_size, "image_channels": dataset.channels,
-              "options_not_in_paper": option_notes(cfg)}
+    record = {
+        **to_dict(cfg),
+        "world_size": group.world_size,
+        "image_channels": dataset.channels,
+        "options_not_in_paper": option_notes(cfg),
+    }
     directory.check(record, resume=cfg.resume)
     return _Run(cfg, device, group, model, optimizers, stream, fixed_z, monitor, directory, record, average, anneal)
 
@@ -240,8 +257,13 @@ def train(cfg: TrainConfig, progress: bool = True, argv: list[str] | None = None
             run.model.generator.compile()
             run.model.discriminator.compile()
         writer = run.directory.tensorboard(purge_step=step + 1 if cfg.resume else None)
-        bar = tqdm(total=cfg.steps, initial=step, disable=not (progress and run.group.is_main), dynamic_ncols=True,
-                   desc=f"{cfg.model} {cfg.data.name}")
+        bar = tqdm(
+            total=cfg.steps,
+            initial=step,
+            disable=not (progress and run.group.is_main),
+            dynamic_ncols=True,
+            desc=f"{cfg.model} {cfg.data.name}",
+        )
         step, last, stopped = _steps(run, step, state is not None, writer, bar)
         bar.close()
         if writer is not None:
@@ -266,7 +288,11 @@ def _steps(run: _Run, step: int, resumed: bool, writer, bar) -> tuple[int, dict[
     cfg, model, optimizers, group = run.cfg, run.model, run.optimizers, run.group
     sync_grads = distributed.average_gradients(group) if group.active else None
     reduce_logs = distributed.average_logs(group) if group.active else None
-    autocast = (lambda: torch.autocast(run.device.type, dtype=torch.bfloat16)) if cfg.precision == "bf16" else contextlib.nullcontext
+    autocast = (
+        (lambda: torch.autocast(run.device.type, dtype=torch.bfloat16))
+        if cfg.precision == "bf16"
+        else contextlib.nullcontext
+    )
     shown = tuple(optional_hook(model, "progress_keys")())
     last: dict[str, float] = {}
     tick, images = time.perf_counter(), 0
@@ -308,7 +334,9 @@ def _steps(run: _Run, step: int, resumed: bool, writer, bar) -> tuple[int, dict[
     return step, last, None
 
 
-def _check_finite(cfg: TrainConfig, last: dict[str, float], step: int, directory: RunDirectory, saved: int | None) -> None:
+def _check_finite(
+    cfg: TrainConfig, last: dict[str, float], step: int, directory: RunDirectory, saved: int | None
+) -> None:
     bad = [k for k, v in last.items() if not np.isfinite(v)]
     if bad:
         good = f"{directory.checkpoint_path} (step {saved})" if saved is not None else "none (none was written yet)"

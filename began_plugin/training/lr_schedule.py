@@ -22,11 +22,15 @@ class LinearAnneal:
 
     def __init__(self, span: int, fraction: float) -> None:
         if not 0.0 < fraction <= 1.0:
-            raise ValueError(f"lr_anneal={fraction} must be in (0, 1] (the fraction of the run the rate falls over); 0 turns it off.")
+            raise ValueError(
+                f"lr_anneal={fraction} must be in (0, 1] (the fraction of the run the rate falls over); 0 turns it off."
+            )
         self.end = int(span)
         self.start = int(span * (1.0 - fraction))
         if self.end <= self.start:
-            raise ValueError(f"lr_anneal={fraction} over a run of {span} steps leaves no step to anneal over; raise it.")
+            raise ValueError(
+                f"lr_anneal={fraction} over a run of {span} steps leaves no step to anneal over; raise it."
+            )
 
     def factor(self, step: int) -> float:
         """The rate's factor once ``step`` generator steps are done."""

@@ -79,8 +79,12 @@ def git_revision() -> str | None:
         rev = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
         if rev.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return rev.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
@@ -144,7 +148,9 @@ class RunDirectory:
         except PermissionError:
             raise ConfigError(f"out={str(self.root)!r} is not writable; choose a directory you can write to.") from None
         except OSError as exc:
-            raise ConfigError(f"out={str(self.root)!r} cannot be written ({exc.strerror}); free space or choose another directory.") from None
+            raise ConfigError(
+                f"out={str(self.root)!r} cannot be written ({exc.strerror}); free space or choose another directory."
+            ) from None
         # Temporaries of writes cut short by a kill: ours to remove now that we hold the lock.
         for folder in (self.root, self.root / "checkpoints", self.root / "samples"):
             for tmp in folder.glob(".*.tmp") if folder.is_dir() else ():
@@ -157,7 +163,9 @@ class RunDirectory:
                 "versions": package_versions(),
                 "git_revision": git_revision(),
                 "argv": argv if argv is not None else sys.argv,
-                "device": str(torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "cpu"),
+                "device": str(
+                    torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "cpu"
+                ),
                 "host": socket.gethostname(),
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "torch_threads": torch.get_num_threads(),
@@ -225,7 +233,7 @@ class RunDirectory:
                     keep.append(line)
             except (ValueError, KeyError):
                 break  # a line cut by a kill is the end of what was written
-        atomic_write(self.metrics_path, lambda tmp: tmp.write_text("".join(f"{l}\n" for l in keep)))
+        atomic_write(self.metrics_path, lambda tmp: tmp.write_text("".join(f"{line}\n" for line in keep)))
 
     def tensorboard(self, purge_step: int | None = None):
         if not self.write:

@@ -1,7 +1,7 @@
 """``gan-sample``: write N generated images of a run as PNG files or one .npz, for any outside scorer.
 
-    gan-sample run=RUN_DIR n=10000 seed=0 out=samples.npz      # uint8 N x H x W x C array "images"
-    gan-sample run=RUN_DIR n=1000 out=DIR/                       # DIR/000000.png ...
+gan-sample run=RUN_DIR n=10000 seed=0 out=samples.npz      # uint8 N x H x W x C array "images"
+gan-sample run=RUN_DIR n=1000 out=DIR/                       # DIR/000000.png ...
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from began_plugin.registry import create_model
 from began_plugin.atomic_files import atomic_write
+from began_plugin.registry import create_model
 from began_plugin.training.checkpoint import CheckpointError, safe_load
 from began_plugin.training.config import ConfigError
 
@@ -31,16 +31,20 @@ def load_run(run_dir: Path, device: str | torch.device = "cpu", average: bool = 
         raise ConfigError(f"run={str(run_dir)!r} holds no config.json; pass the out= directory of a gan-train run.")
     cfg = json.loads(cfg_path.read_text())
     if "image_channels" not in cfg:
-        raise ConfigError(f"{cfg_path} records no image_channels (it was written by an older began-plugin); "
-                          f"add \"image_channels\": 1 or 3 to it, as the run's data has.")
+        raise ConfigError(
+            f"{cfg_path} records no image_channels (it was written by an older began-plugin); "
+            f'add "image_channels": 1 or 3 to it, as the run\'s data has.'
+        )
     state = safe_load(run_dir / "checkpoints" / "latest.pt", map_location=device)
-    model = create_model(cfg["model"], image_size=cfg["image_size"], channels=int(cfg["image_channels"]),
-                         **cfg["model_hparams"])
+    model = create_model(
+        cfg["model"], image_size=cfg["image_size"], channels=int(cfg["image_channels"]), **cfg["model_hparams"]
+    )
     model.load_state_dict(state["model"])
     if average and "generator_average" in state:
         prefix = "average."
-        model.generator.load_state_dict({k[len(prefix):]: v for k, v in state["generator_average"].items()
-                                         if k.startswith(prefix)})
+        model.generator.load_state_dict(
+            {k[len(prefix) :]: v for k, v in state["generator_average"].items() if k.startswith(prefix)}
+        )
     return model.to(device).eval()
 
 
@@ -60,8 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         unknown = set(args) - {"run", "n", "seed", "out", "device"}
         if unknown or "run" not in args or "out" not in args:
-            raise ConfigError("usage: gan-sample run=RUN_DIR out=FILE.npz|DIR [n=1000] [seed=0] [device=cpu]"
-                              + (f"; unknown key {sorted(unknown)[0]!r}" if unknown else "") + ".")
+            raise ConfigError(
+                "usage: gan-sample run=RUN_DIR out=FILE.npz|DIR [n=1000] [seed=0] [device=cpu]"
+                + (f"; unknown key {sorted(unknown)[0]!r}" if unknown else "")
+                + "."
+            )
         n, seed = int(args.get("n", 1000)), int(args.get("seed", 0))
         if n <= 0:
             raise ConfigError(f"n={n} must be a positive integer.")
@@ -69,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         images = to_uint8_hwc(generate(model, n, seed))
         out = Path(args["out"])
         if out.suffix == ".npz":
+
             def write_npz(tmp: Path) -> None:
                 with open(tmp, "wb") as fh:  # a file object: numpy would append .npz to a path
                     np.savez_compressed(fh, images=images)
@@ -79,7 +87,12 @@ def main(argv: list[str] | None = None) -> int:
 
             out.mkdir(parents=True, exist_ok=True)
             for i, img in enumerate(images):
-                atomic_write(out / f"{i:06d}.png", lambda tmp, img=img: Image.fromarray(img.squeeze(-1) if img.shape[-1] == 1 else img).save(tmp, format="png"))
+                atomic_write(
+                    out / f"{i:06d}.png",
+                    lambda tmp, img=img: Image.fromarray(img.squeeze(-1) if img.shape[-1] == 1 else img).save(
+                        tmp, format="png"
+                    ),
+                )
     except (ConfigError, CheckpointError, ValueError) as exc:
         print(f"gan-sample: error: {exc}", file=sys.stderr)
         return 2

@@ -9,7 +9,8 @@ the optimizers and calls the model's hook.
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, ContextManager, Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager as ContextManager
 
 import torch
 
@@ -18,8 +19,13 @@ from began_plugin.training.lr_schedule import restore_model_rates, scale_rates
 Logs = dict[str, torch.Tensor]
 
 
-def _apply(loss: torch.Tensor, params: list[torch.nn.Parameter], opt: torch.optim.Optimizer,
-           sync_grads: Callable[[list[torch.nn.Parameter]], None] | None, retain_graph: bool = False) -> None:
+def _apply(
+    loss: torch.Tensor,
+    params: list[torch.nn.Parameter],
+    opt: torch.optim.Optimizer,
+    sync_grads: Callable[[list[torch.nn.Parameter]], None] | None,
+    retain_graph: bool = False,
+) -> None:
     opt.zero_grad(set_to_none=True)
     loss.backward(inputs=params, retain_graph=retain_graph)
     if sync_grads is not None:

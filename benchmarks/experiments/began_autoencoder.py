@@ -43,8 +43,17 @@ from began_plugin.registry import create_model
 from began_plugin.training.config import ConfigError, TrainConfig, parse_args
 
 #: The gan-train keys that change this experiment; any other would be silently ignored.
-PASSED_KEYS = ("model.n", "model.lr", "model.lr_d", "model.beta1", "model.beta2", "model.init", "model.skip",
-               "batch_size", "seed")
+PASSED_KEYS = (
+    "model.n",
+    "model.lr",
+    "model.lr_d",
+    "model.beta1",
+    "model.beta2",
+    "model.init",
+    "model.skip",
+    "batch_size",
+    "seed",
+)
 
 
 def settings(overrides: list[str], hs: list[int]) -> TrainConfig:
@@ -52,8 +61,9 @@ def settings(overrides: list[str], hs: list[int]) -> TrainConfig:
     keys = [item.split("=", 1)[0] for item in overrides if "=" in item]
     dropped = [k for k in keys if k not in PASSED_KEYS]
     if dropped:
-        raise ConfigError(f"{dropped[0]!r} does not change this experiment; use --h for the embedding or one of "
-                          f"{list(PASSED_KEYS)}.")
+        raise ConfigError(
+            f"{dropped[0]!r} does not change this experiment; use --h for the embedding or one of {list(PASSED_KEYS)}."
+        )
     cfg = parse_args(["model=began", "data=digits", *overrides])
     for h in hs:
         try:  # BEGAN refuses what its auto-encoder would (n, h, lr, init), before any training
@@ -105,8 +115,13 @@ def measure(h: int, cfg: TrainConfig, steps: int, cache_dir: str) -> dict:
         recon = ae(test).clamp(-1, 1)
     cnn = coverage_metrics(load_or_train_classifier(cache_dir, "digits", None, 32), recon)
     return {
-        "h": h, "n": hp["n"], "steps": steps, "lr": reference.defaults["lr"], "batch_size": cfg.batch_size,
-        "seed": cfg.seed, "seconds": round(time.time() - start, 1),
+        "h": h,
+        "n": hp["n"],
+        "steps": steps,
+        "lr": reference.defaults["lr"],
+        "batch_size": cfg.batch_size,
+        "seed": cfg.seed,
+        "seconds": round(time.time() - start, 1),
         **{f"L1_{name}": round(v, 4) for name, v in errors.items()},
         "blobs_over_digits": round(errors["blobs"] / errors["digits"], 3),
         "blank_over_digits": round(errors["blank"] / errors["digits"], 3),

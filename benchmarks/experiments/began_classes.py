@@ -34,8 +34,11 @@ def per_class(probs: torch.Tensor) -> dict[str, list]:
     """probs: N x K class probabilities -> per class: argmax share, confident count, covered."""
     n, k = probs.shape
     pred, _, confident, covered = coverage.class_counts(probs)
-    return {"share": [round(float(c) / n, 3) for c in torch.bincount(pred, minlength=k)],
-            "confident": confident.tolist(), "covered": covered.tolist()}
+    return {
+        "share": [round(float(c) / n, 3) for c in torch.bincount(pred, minlength=k)],
+        "confident": confident.tolist(),
+        "covered": covered.tolist(),
+    }
 
 
 def main(argv=None) -> int:
@@ -47,8 +50,14 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     try:
-        models = [(run, load_run(Path(run), average=not args.raw_generator),
-                   json.loads((Path(run) / "config.json").read_text())) for run in args.runs]
+        models = [
+            (
+                run,
+                load_run(Path(run), average=not args.raw_generator),
+                json.loads((Path(run) / "config.json").read_text()),
+            )
+            for run in args.runs
+        ]
     except (ConfigError, CheckpointError, FileNotFoundError) as exc:
         print(f"began_classes.py: error: {exc}", file=sys.stderr)
         return 2

@@ -53,8 +53,10 @@ def _paper() -> dict:
     """Every key of BEGAN's ``digits`` preset at the model's (or, for host keys, the trainer's) own default."""
     model = {f.name: f.default for f in dataclasses.fields(BEGAN.Hparams)}
     trainer = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-    return {key: model[key[len("model."):]] if key.startswith("model.") else trainer[key]
-            for key in BEGAN.dataset_defaults("digits")}
+    return {
+        key: model[key[len("model.") :]] if key.startswith("model.") else trainer[key]
+        for key in BEGAN.dataset_defaults("digits")
+    }
 
 
 BASE = {**_paper(), "model.n": 16, "model.h": 32, "model.z_dim": 32, "model.gamma": 1.0, "model.lambda_k": 0.01}
@@ -67,11 +69,24 @@ def curve_protocol(overrides: list[str], steps: int) -> tuple[Protocol, int]:
     keys = [item.split("=", 1)[0] for item in overrides]
     dropped = [k for k in keys if not k.startswith("model.") and k not in PASSED_KEYS]
     if dropped:
-        raise ConfigError(f"{dropped[0]!r} is not a key this script passes on; use model.KEY or one of {list(PASSED_KEYS)}.")
-    hparams = {k[len("model."):]: v for k, v in (item.split("=", 1) for item in base + list(overrides))
-               if k.startswith("model.")}
-    protocol = Protocol(data="digits", image_size=32, steps=steps, batch_size=cfg.batch_size, models=("began",),
-                        ema_decay=cfg.ema_decay, lr_anneal=cfg.lr_anneal, model_hparams={"began": hparams})
+        raise ConfigError(
+            f"{dropped[0]!r} is not a key this script passes on; use model.KEY or one of {list(PASSED_KEYS)}."
+        )
+    hparams = {
+        k[len("model.") :]: v
+        for k, v in (item.split("=", 1) for item in base + list(overrides))
+        if k.startswith("model.")
+    }
+    protocol = Protocol(
+        data="digits",
+        image_size=32,
+        steps=steps,
+        batch_size=cfg.batch_size,
+        models=("began",),
+        ema_decay=cfg.ema_decay,
+        lr_anneal=cfg.lr_anneal,
+        model_hparams={"began": hparams},
+    )
     return protocol, cfg.seed
 
 
@@ -98,8 +113,11 @@ def logreg_coverage(images: torch.Tensor, clf, prior: np.ndarray) -> dict[str, f
     counts = np.bincount(proba.argmax(1)[conf], minlength=10)
     hist = np.bincount(proba.argmax(1), minlength=10) / len(proba)
     kl = float(np.sum(hist * np.log((hist + 1e-6) / (prior + 1e-6))))
-    return {"logreg_classes_covered": int((counts >= 0.01 * len(proba)).sum()), "logreg_class_kl": kl,
-            "logreg_confident_fraction": float(conf.mean())}
+    return {
+        "logreg_classes_covered": int((counts >= 0.01 * len(proba)).sum()),
+        "logreg_class_kl": kl,
+        "logreg_confident_fraction": float(conf.mean()),
+    }
 
 
 def _kept_rows(log: Path, run_dir: Path, parts: list[int]) -> list[dict]:
@@ -110,8 +128,10 @@ def _kept_rows(log: Path, run_dir: Path, parts: list[int]) -> list[dict]:
     rows = [r for r in rows if r["step"] <= done]
     lost = [s for s in parts if s <= done and s not in {r["step"] for r in rows}]
     if lost:
-        raise ConfigError(f"{run_dir} is trained to step {done} but {log.name} has no row for step {lost[0]}; "
-                          f"delete both to start again.")
+        raise ConfigError(
+            f"{run_dir} is trained to step {done} but {log.name} has no row for step {lost[0]}; "
+            f"delete both to start again."
+        )
     return rows
 
 
@@ -119,8 +139,11 @@ def _logged(run_dir: Path, step: int) -> dict[str, float]:
     """The run's logged numbers at ``step`` (the trainer always logs a part's last step)."""
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     row = [r for r in rows if r["step"] == step][-1]
-    return {k: round(float(v), 4) for k, v in row.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("step", "images_per_s")}
+    return {
+        k: round(float(v), 4)
+        for k, v in row.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("step", "images_per_s")
+    }
 
 
 def main(argv=None) -> int:
@@ -131,7 +154,9 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="runs/curves")
     p.add_argument("--cache-dir", default=None, help="the harness classifier's cache (default: OUT/cache)")
     p.add_argument("--device", default="auto", help="where the run trains (scoring is on the CPU)")
-    p.add_argument("overrides", nargs="*", help="gan-train KEY=VALUE: model.KEY, batch_size, seed, ema_decay, lr_anneal")
+    p.add_argument(
+        "overrides", nargs="*", help="gan-train KEY=VALUE: model.KEY, batch_size, seed, ema_decay, lr_anneal"
+    )
     args = p.parse_intermixed_args(argv)
     if args.steps < 1 or args.every < 1:
         p.error(f"--steps {args.steps} and --every {args.every} must both be positive.")

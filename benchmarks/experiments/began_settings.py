@@ -52,8 +52,10 @@ def _paper() -> dict:
     """Every key of BEGAN's ``digits`` preset at the model's (or, for host keys, the trainer's) own default."""
     model = {f.name: f.default for f in dataclasses.fields(BEGAN.Hparams)}
     trainer = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-    return {key: model[key[len("model."):]] if key.startswith("model.") else trainer[key]
-            for key in BEGAN.dataset_defaults("digits")}
+    return {
+        key: model[key[len("model.") :]] if key.startswith("model.") else trainer[key]
+        for key in BEGAN.dataset_defaults("digits")
+    }
 
 
 # The digits preset departs from the paper, so BASE undoes it: every setting below is "the paper's
@@ -63,8 +65,15 @@ BASE = {**_paper(), "model.n": 16, "model.h": 32, "model.z_dim": 32}
 
 def _h8_anneal(*, cs: float, gamma: float, lambda_k: float) -> dict:
     """h = z = 8, lr 3e-4, BEGAN-CS alpha ``cs`` and the preset's rate anneal (None: the preset's fraction)."""
-    return {"model.gamma": gamma, "model.lambda_k": lambda_k, "model.lr": 3e-4, "model.latent_constraint": cs,
-            "model.h": 8, "model.z_dim": 8, "lr_anneal": None}
+    return {
+        "model.gamma": gamma,
+        "model.lambda_k": lambda_k,
+        "model.lr": 3e-4,
+        "model.latent_constraint": cs,
+        "model.h": 8,
+        "model.z_dim": 8,
+        "lr_anneal": None,
+    }
 
 
 #: name -> overrides on top of BASE (the paper's γ=0.5, λ_k=0.001, Adam 1e-4, xavier init unless changed).
@@ -85,18 +94,37 @@ SETTINGS: dict[str, dict] = {
     "gamma0.7_lambda_k0.01": {"model.gamma": 0.7, "model.lambda_k": 0.01},
     "gamma1.0_lambda_k0.1": {"model.gamma": 1.0, "model.lambda_k": 0.1},
     "gamma1.0_lambda_k0.01_lr3e-4": {"model.gamma": 1.0, "model.lambda_k": 0.01, "model.lr": 3e-4},
-    "gamma1.0_lambda_k0.01_lr3e-4_kaiming": {"model.gamma": 1.0, "model.lambda_k": 0.01, "model.lr": 3e-4,
-                                             "model.init": "kaiming"},
+    "gamma1.0_lambda_k0.01_lr3e-4_kaiming": {
+        "model.gamma": 1.0,
+        "model.lambda_k": 0.01,
+        "model.lr": 3e-4,
+        "model.init": "kaiming",
+    },
     # BEGAN-CS (Chang et al. 2018): the latent constraint, alpha = 0.1 as its authors (h must equal z_dim).
     "cs0.1_gamma1.0_lambda_k0.01": {"model.gamma": 1.0, "model.lambda_k": 0.01, "model.latent_constraint": 0.1},
-    "cs0.1_gamma1.0_lambda_k0.01_lr3e-4": {"model.gamma": 1.0, "model.lambda_k": 0.01, "model.lr": 3e-4,
-                                           "model.latent_constraint": 0.1},
+    "cs0.1_gamma1.0_lambda_k0.01_lr3e-4": {
+        "model.gamma": 1.0,
+        "model.lambda_k": 0.01,
+        "model.lr": 3e-4,
+        "model.latent_constraint": 0.1,
+    },
     "cs0.1_paper": {"model.latent_constraint": 0.1},
     # A tighter embedding (h = z = 8 instead of 32), with and without BEGAN-CS.
-    "cs0.1_gamma1.0_lambda_k0.01_lr3e-4_h8": {"model.gamma": 1.0, "model.lambda_k": 0.01, "model.lr": 3e-4,
-                                              "model.latent_constraint": 0.1, "model.h": 8, "model.z_dim": 8},
-    "gamma1.0_lambda_k0.01_lr3e-4_h8": {"model.gamma": 1.0, "model.lambda_k": 0.01, "model.lr": 3e-4,
-                                        "model.h": 8, "model.z_dim": 8},
+    "cs0.1_gamma1.0_lambda_k0.01_lr3e-4_h8": {
+        "model.gamma": 1.0,
+        "model.lambda_k": 0.01,
+        "model.lr": 3e-4,
+        "model.latent_constraint": 0.1,
+        "model.h": 8,
+        "model.z_dim": 8,
+    },
+    "gamma1.0_lambda_k0.01_lr3e-4_h8": {
+        "model.gamma": 1.0,
+        "model.lambda_k": 0.01,
+        "model.lr": 3e-4,
+        "model.h": 8,
+        "model.z_dim": 8,
+    },
     # The learning rate annealed linearly to 0 over the second half of the run.
     "cs0.1_gamma1.0_lambda_k0.01_lr3e-4_h8_anneal": _h8_anneal(cs=0.1, gamma=1.0, lambda_k=0.01),
     # Two attempts at the classes the annealed setting still misses (0 and 6): a stronger latent
@@ -121,7 +149,7 @@ def setting_protocol(overrides: dict, data: str, steps: int) -> Protocol:
     preset = BEGAN.dataset_defaults(data)
     trainer = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     host = {k: preset.get(k, trainer[k]) if chosen.get(k) is None else chosen[k] for k in HOST_KEYS}
-    hparams = {k[len("model."):]: v for k, v in chosen.items() if k.startswith("model.") and v is not None}
+    hparams = {k[len("model.") :]: v for k, v in chosen.items() if k.startswith("model.") and v is not None}
     return Protocol(data=data, steps=steps, models=("began",), model_hparams={"began": hparams}, **host)
 
 
@@ -138,15 +166,23 @@ def run_setting(name: str, protocol: Protocol, out: Path, seed: int) -> dict:
     if not (ckpt.exists() and int(safe_load(ckpt)["step"]) >= protocol.steps):
         resume = ["resume=true"] if (run / "config.json").exists() else []
         env = dict(os.environ, OMP_NUM_THREADS="1")
-        proc = subprocess.run([sys.executable, "-m", "began_plugin", *args, *resume], capture_output=True, text=True,
-                              env=env)
+        proc = subprocess.run(
+            [sys.executable, "-m", "began_plugin", *args, *resume], capture_output=True, text=True, env=env
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"{name}: {proc.stderr[-500:]}")
     wall = time.perf_counter() - start
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     k_zero = sum(1 for r in rows if r["k"] == 0.0) / len(rows)
-    return {"name": name, "seed": seed, "command": "gan-train " + " ".join(args), "wall_s": round(wall, 1),
-            "final_k": rows[-1]["k"], "k_zero_fraction": round(k_zero, 3), "final_M": rows[-1]["M_global"]}
+    return {
+        "name": name,
+        "seed": seed,
+        "command": "gan-train " + " ".join(args),
+        "wall_s": round(wall, 1),
+        "final_k": rows[-1]["k"],
+        "k_zero_fraction": round(k_zero, 3),
+        "final_M": rows[-1]["M_global"],
+    }
 
 
 def _pool(images: torch.Tensor) -> np.ndarray:
@@ -174,8 +210,11 @@ def logreg_coverage(images: torch.Tensor, clf, prior: np.ndarray) -> dict[str, f
     hist = np.bincount(proba.argmax(1), minlength=10) / len(proba)
     eps = 1e-6
     kl = float(np.sum(hist * np.log((hist + eps) / (prior + eps))))
-    return {"logreg_classes_covered": int((counts >= 0.01 * len(proba)).sum()), "logreg_class_kl": kl,
-            "logreg_confident_fraction": float(conf.mean())}
+    return {
+        "logreg_classes_covered": int((counts >= 0.01 * len(proba)).sum()),
+        "logreg_class_kl": kl,
+        "logreg_confident_fraction": float(conf.mean()),
+    }
 
 
 def main(argv=None) -> int:
@@ -186,13 +225,18 @@ def main(argv=None) -> int:
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--only", help="comma-separated setting names")
     p.add_argument("--data", default="digits", choices=("digits", "shapes"), help="the dataset (default: digits)")
-    p.add_argument("--cache-dir", default=None, help="where the harness's coverage classifier is cached (default: OUT/cache)")
+    p.add_argument(
+        "--cache-dir", default=None, help="where the harness's coverage classifier is cached (default: OUT/cache)"
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     names = args.only.split(",") if args.only else list(SETTINGS)
     unknown = [n for n in names if n not in SETTINGS]
     if unknown:
-        print(f"began_settings.py: error: unknown setting {unknown[0]!r}; expected one of {list(SETTINGS)}.", file=sys.stderr)
+        print(
+            f"began_settings.py: error: unknown setting {unknown[0]!r}; expected one of {list(SETTINGS)}.",
+            file=sys.stderr,
+        )
         return 2
     out = Path(args.out)
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -218,23 +262,34 @@ def main(argv=None) -> int:
         r.update(logreg_coverage(images, clf, prior) if clf is not None else nan)
         r.update({f"cnn_{k}": v.value for k, v in coverage_metrics(cnn, images).items()})
     base = {**BASE, "data": args.data, "steps": args.steps}
-    lines = [f"Classifiers: the harness's CNN (cnn_*, test accuracy {cnn.test_accuracy:.4f}) and a logistic regression on "
-             f"8x8 digits (logreg_*, test accuracy {acc:.3f}; digits only); {NUM_SAMPLES:,} samples (seed {SAMPLE_SEED}). "
-             f"BASE = {json.dumps(base)}.", "",
-             "| setting | seed | cnn_classes_covered | cnn_class_kl | logreg_classes_covered | logreg_class_kl "
-             "| logreg_confident_fraction | final k | k=0 fraction | final M | wall s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Classifiers: the harness's CNN (cnn_*, test accuracy {cnn.test_accuracy:.4f}) and a logistic regression on "
+        f"8x8 digits (logreg_*, test accuracy {acc:.3f}; digits only); {NUM_SAMPLES:,} samples (seed {SAMPLE_SEED}). "
+        f"BASE = {json.dumps(base)}.",
+        "",
+        "| setting | seed | cnn_classes_covered | cnn_class_kl | logreg_classes_covered | logreg_class_kl "
+        "| logreg_confident_fraction | final k | k=0 fraction | final M | wall s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in results:
-        lines.append(f"| {r['name']} | {r['seed']} | {r['cnn_classes_covered']:.0f} | {r['cnn_class_kl']:.3f} | "
-                     f"{r['logreg_classes_covered']} | {r['logreg_class_kl']:.3f} | "
-                     f"{r['logreg_confident_fraction']:.2f} | {r['final_k']:.4f} | {r['k_zero_fraction']:.2f} | "
-                     f"{r['final_M']:.3f} | {r['wall_s']} |")
+        lines.append(
+            f"| {r['name']} | {r['seed']} | {r['cnn_classes_covered']:.0f} | {r['cnn_class_kl']:.3f} | "
+            f"{r['logreg_classes_covered']} | {r['logreg_class_kl']:.3f} | "
+            f"{r['logreg_confident_fraction']:.2f} | {r['final_k']:.4f} | {r['k_zero_fraction']:.2f} | "
+            f"{r['final_M']:.3f} | {r['wall_s']} |"
+        )
     if len(seeds) > 1:
-        lines += ["", "| setting | seeds | mean cnn_classes_covered | mean logreg_classes_covered |", "|---|---|---|---|"]
+        lines += [
+            "",
+            "| setting | seeds | mean cnn_classes_covered | mean logreg_classes_covered |",
+            "|---|---|---|---|",
+        ]
         for name in names:
             rs = [r for r in results if r["name"] == name]
-            lines.append(f"| {name} | {len(rs)} | {np.mean([r['cnn_classes_covered'] for r in rs]):.2f} | "
-                         f"{np.mean([r['logreg_classes_covered'] for r in rs]):.2f} |")
+            lines.append(
+                f"| {name} | {len(rs)} | {np.mean([r['cnn_classes_covered'] for r in rs]):.2f} | "
+                f"{np.mean([r['logreg_classes_covered'] for r in rs]):.2f} |"
+            )
     table = "\n".join(lines) + "\n"
     (out / "settings.md").write_text(table)
     (out / "settings.jsonl").write_text("".join(json.dumps(r) + "\n" for r in results))
