@@ -65,6 +65,15 @@ class Protocol:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
 
 
+_PAPER_SCALE = Protocol(
+    steps=100_000,
+    batch_size=64,
+    seeds=(0, 1, 2),
+    num_samples=10_000,
+    num_real=10_000,
+    network=metrics.NETWORK_INCEPTION,
+)
+
 #: One source of presets: the CLI's --preset choices, the README's table and the tests read it.
 PRESETS: dict[str, Protocol] = {
     # CI: all three models, one seed, a few dozen steps, a few hundred samples, the offline Inception.
@@ -106,44 +115,10 @@ PRESETS: dict[str, Protocol] = {
         isc_splits=4,
     ),
     # Paper-scale protocols for a GPU (Lucic et al. 2018: 10k test images vs 10k generated).
-    "mnist": Protocol(
-        data="mnist",
-        steps=100_000,
-        batch_size=64,
-        seeds=(0, 1, 2),
-        num_samples=10_000,
-        num_real=10_000,
-        network=metrics.NETWORK_INCEPTION,
-    ),
-    "cifar10": Protocol(
-        data="cifar10",
-        steps=100_000,
-        batch_size=64,
-        seeds=(0, 1, 2),
-        num_samples=10_000,
-        num_real=10_000,
-        network=metrics.NETWORK_INCEPTION,
-    ),
-    "cifar10-50k": Protocol(
-        data="cifar10",
-        steps=100_000,
-        batch_size=64,
-        seeds=(0, 1, 2),
-        num_samples=50_000,
-        num_real=10_000,
-        network=metrics.NETWORK_INCEPTION,
-    ),
-    "celeba64": Protocol(
-        data="celeba",
-        image_size=64,
-        steps=100_000,
-        batch_size=16,
-        seeds=(0, 1, 2),
-        num_samples=10_000,
-        num_real=10_000,
-        real_split="test",
-        network=metrics.NETWORK_INCEPTION,
-    ),
+    "mnist": replace(_PAPER_SCALE, data="mnist"),
+    "cifar10": replace(_PAPER_SCALE, data="cifar10"),
+    "cifar10-50k": replace(_PAPER_SCALE, data="cifar10", num_samples=50_000),
+    "celeba64": replace(_PAPER_SCALE, data="celeba", image_size=64, batch_size=16),
 }
 
 #: Published numbers to compare with (quoted in table.md's protocol note).
