@@ -142,8 +142,8 @@ def compute_metrics(
     the reason. Too few samples raise :class:`MetricsError`.
 
     ``crosscheck`` adds pytorch-fid's value under ``KEY_FID_PYTORCH_FID``. It is off by default because
-    ``scipy.linalg.sqrtm`` on 2048 x 2048 matrices is slow on a CPU (about 11 s with full-rank covariances and
-    over 70 s with rank-deficient ones on this project's 2-core machine, against 3-5 s for torch-fidelity).
+    ``scipy.linalg.sqrtm`` on 2048 x 2048 matrices is several times slower on a CPU than torch-fidelity's
+    computation, and far slower with rank-deficient covariances.
     """
     _check_stats_match(network, real_stats, "real")
     _check_stats_match(network, fake_stats, "fake")

@@ -109,7 +109,7 @@ def _inception_input(x_uint8: torch.Tensor) -> torch.Tensor:
         x, size=(INCEPTION_INPUT_SIZE, INCEPTION_INPUT_SIZE), align_corners=False
     )
     x = (x - 128) / 128
-    # Channels-last convolutions are about 20% faster on this project's CPU (10.7 vs 8.7 images/s, FACTS.md).
+    # channels-last convolutions run faster on the CPU with the same features (docs/performance.md)
     return x.contiguous(memory_format=torch.channels_last)
 
 
@@ -133,9 +133,8 @@ class FeatureExtractorInceptionOffline(FeatureExtractorBase):
 
     def forward(self, x):
         _check_uint8_rgb(x)
-        # On the CPU the profiling executor only costs: its first two calls per input shape ran at 3-5 images/s
-        # against about 10 after, and a stream's last, shorter batch is a new shape; the simple executor ran at
-        # about 10 from the first call. On CUDA it is left on, since it may fuse kernels there.
+        # On the CPU the profiling executor only costs (its first calls per input shape, and a stream's last,
+        # shorter batch is a new shape, ran several times slower); on CUDA it is left on, as it may fuse kernels.
         with torch.jit.optimized_execution(x.device.type == "cuda"):
             features = self.net(_inception_input(x))
         return tuple(features for _ in self.features_list)
