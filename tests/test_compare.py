@@ -42,10 +42,30 @@ def test_smoke_writes_every_output_with_rows_for_each_model(first_run, capsys):
     for name in ("table.md", "table.csv", "table.tex", "results.jsonl", "samples.png", "curves.png"):
         assert (first_run / name).stat().st_size > 0, name
     table = (first_run / "table.md").read_text()
-    for model in ("began", "dcgan", "wgan_gp"):
+    for model in ("began", "began-tuned", "dcgan", "wgan_gp"):
         assert f"| {model} |" in table
     # stand-in numbers are never labelled FID / KID / IS
     assert "standin_fd" in table and "| FID" not in table and "| IS" not in table
+
+
+def test_the_paper_row_turns_every_non_paper_option_off_and_the_table_names_each_row_s_options(first_run):
+    paper = json.loads((first_run / "runs" / "began-seed0" / "config.json").read_text())
+    tuned = json.loads((first_run / "runs" / "began-tuned-seed0" / "config.json").read_text())
+    assert paper["options_not_in_paper"] == {} and (
+        paper["model_hparams"]["pack"],
+        paper["model_hparams"]["latent_constraint"],
+    ) == (1, 0.0)
+    assert sorted(tuned["options_not_in_paper"]) == ["began-cs", "pacgan"]
+    # both rows share the preset's paper-compatible settings and the protocol's sizes
+    for key in ("gamma", "lambda_k", "lr", "n", "h"):
+        assert paper["model_hparams"][key] == tuned["model_hparams"][key], key
+    note = (first_run / "table.md").read_text().split("\n\n")[1]
+    assert "began: every option that is not in its paper off" in note
+    assert (
+        "began-tuned: model began; began-cs: L_D adds 0.1 x BEGAN-CS" in note
+        and "pacgan: the discriminator sees packs" in note
+    )
+    assert "dcgan: its paper's algorithm and defaults" in note
 
 
 def test_one_seed_shows_its_value_without_a_spread_and_several_show_the_sample_std(first_run):
@@ -63,7 +83,7 @@ def test_results_carry_full_provenance(first_run):
     for line in lines:
         assert line["network"]["network"] == "standin" and len(line["weights_sha256"]) == 64
         assert line["versions"]["torch"] and line["versions"]["torch-fidelity"]
-        assert line["train_config"]["model"] == line["model"] and line["train_config"]["seed"] == line["seed"]
+        assert line["train_config"]["model"] == line["registered_model"] and line["train_config"]["seed"] == line["seed"]
         assert line["protocol"]["steps"] == 4 and "git_revision" in line and "device" in line
         assert line["wall_time_s"]["train"] >= 0
         assert line["num_fake"] == 60 and line["num_real"] == 60
@@ -86,7 +106,7 @@ def test_rerun_skips_finished_cells_and_a_subset_can_run_alone(tmp_path):
     # a run killed after training but before its metrics: the rerun finishes it without retraining
     assert compare.main(FAST + ["--out", str(out)]) == 0
     assert cell.stat().st_mtime_ns == stamp
-    assert len(list((out / "cells").glob("*.json"))) == 3
+    assert len(list((out / "cells").glob("*.json"))) == 4  # every row of the protocol
 
 
 @pytest.mark.parametrize(

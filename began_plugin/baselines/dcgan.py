@@ -106,7 +106,7 @@ class DCGAN(GANModel):
     @classmethod
     def dataset_defaults(cls, dataset: str) -> dict[str, Any]:
         # the small embedded datasets: a width that trains in minutes on a CPU
-        return {"model.width": 32} if dataset in ("digits", "shapes") else {}
+        return {"model.width": 32} if dataset in ("digits", "shapes", "mnist5k") else {}
 
     def _build_discriminator(self) -> nn.Module:
         return DCGANDiscriminator(self.image_size, self.channels, self.hparams.width, batch_norm=True)
