@@ -326,6 +326,27 @@ def fake_statistics(
     return stats, images
 
 
+def score_images(protocol: Protocol, network, real_stats, coverage_inputs, images: torch.Tensor, seed: int = 0):
+    """Every metric of the protocol for ``images`` (N x C x H x W in [-1, 1]) from any generator, ours or not."""
+    batches = (images[i : i + 50] for i in range(0, images.shape[0], 50))
+    fake_stats = metrics.images_to_statistics(network, batches, kid_max=images.shape[0])
+    values = metrics.compute_metrics(
+        network,
+        real_stats,
+        fake_stats,
+        kid_subset_size=min(protocol.kid_subset_size, images.shape[0]),
+        isc_splits=protocol.isc_splits,
+        seed=seed,
+        crosscheck=True,
+    )
+    # precision, recall, density and coverage in the FID features, for every dataset
+    values.update(metrics.feature_space_metrics(network, real_stats, fake_stats))
+    classifier, real_images = coverage_inputs
+    if classifier is not None:  # the same generated images as FID, through the cached classifier
+        values.update(coverage.coverage_metrics(classifier, images, real_images))
+    return values
+
+
 def run_cell(
     protocol, model, seed, out: Path, network, device, real_stats, coverage_inputs=(None, None)
 ) -> dict[str, Any]:
@@ -339,7 +360,7 @@ def run_cell(
     steps = protocol.row(model).steps
     curve, train_time = [], 0.0
     if protocol.eval_every:
-        main_key = metrics.metric_keys(network.name)["fid"]
+        main_key = metrics.metric_keys(network)["fid"]
         for step in range(protocol.eval_every, steps, protocol.eval_every):
             train_time += train_cell(protocol, model, seed, run_dir, str(device), until=step)
             fake, _ = fake_statistics(protocol, network, run_dir, seed, device)
@@ -347,22 +368,9 @@ def run_cell(
             curve.append({"step": step, "metric": main_key, "value": value.value})
     train_time += train_cell(protocol, model, seed, run_dir, str(device))
     start = time.perf_counter()
-    fake_stats, images = fake_statistics(protocol, network, run_dir, seed, device)
+    images = generate(load_run(run_dir, device), protocol.num_samples, seed=EVAL_SEED_OFFSET + seed)
+    values = score_images(protocol, network, real_stats, coverage_inputs, images, seed)
     grid = images[:64]
-    values = metrics.compute_metrics(
-        network,
-        real_stats,
-        fake_stats,
-        kid_subset_size=protocol.kid_subset_size,
-        isc_splits=protocol.isc_splits,
-        seed=seed,
-        crosscheck=True,
-    )
-    classifier, real_images = coverage_inputs
-    if classifier is not None:  # the same generated images as FID, through the cached classifier
-        values.update(coverage.coverage_metrics(classifier, images, real_images))
-    elif real_stats.kid_features is not None and fake_stats.kid_features is not None:
-        values.update(coverage.precision_recall_metrics(network, real_stats, fake_stats))
     atomic_write(out / "cells" / f"{cell_name(model, seed)}.grid.pt", lambda tmp: torch.save(grid, tmp))
     cell = {
         "model": model,
@@ -529,29 +537,35 @@ def _protocol_line(protocol: Protocol, preset: str | None, cells: list[dict], ke
     net = cells[0]["network"]
     seeds = sorted({c["seed"] for c in cells})
     is_note = ""
-    if metrics.KEY_IS in keys and any(not c["metrics"][metrics.KEY_IS]["available"] for c in cells):
-        is_note = " IS n/a: " + next(
-            c["metrics"][metrics.KEY_IS]["reason"] for c in cells if not c["metrics"][metrics.KEY_IS]["available"]
+    is_key = metrics.metric_keys(net)["is"]
+    if is_key in keys and any(not c["metrics"][is_key]["available"] for c in cells):
+        is_note = f" {metrics.metric_spec(is_key).title} n/a: " + next(
+            c["metrics"][is_key]["reason"] for c in cells if not c["metrics"][is_key]["available"]
         )
     # the FID's real-image count (the coverage entries count the classifier's reference images)
-    fd_key = metrics.metric_keys(str(net.get("network")))["fid"]
+    fd_key = metrics.metric_keys(net)["fid"]
     num_real = (cells[0]["metrics"].get(fd_key) or next(iter(cells[0]["metrics"].values())))["num_real"]
     line = (
         f"Protocol {protocol.key()}{f' (preset {preset})' if preset else ''}: data {protocol.data} {protocol.image_size}px, "
         f"{protocol.steps} steps at batch {protocol.batch_size}, seeds {seeds}; {protocol.num_samples} generated vs "
         f"{num_real} real ({protocol.real_split} split) images; "
-        f"features: {net.get('network')} (weights sha256 {str(net.get('weights_sha256', ''))[:16]}…); "
+        f"features: {net.get('network')} (weights sha256 {str(net.get('weights_sha256', ''))[:16]}…, "
+        f"{'the standard file' if net.get('standard_weights') else 'NOT the standard file: no number is called FID'}); "
         f"host features for every model: {_host_features(protocol)}; "
         f"KID subsets of {protocol.kid_subset_size}; mean ± std over seeds (a value without ± is one seed's); began-plugin {cells[0]['versions'].get('began-plugin')}, "
         f"torch {cells[0]['versions'].get('torch')}, torch-fidelity {cells[0]['versions'].get('torch-fidelity')}.{is_note}"
     )
     clf = cells[0].get("coverage_classifier")
     if clf:
+        fit, held = coverage.CLASSIFIER_SPLITS.get(protocol.data, ("train", "test"))
         line += (
-            f" Coverage: a CNN classifier trained on the {protocol.data} train split (test accuracy "
+            f" Coverage: a CNN classifier trained on the {protocol.data} {fit} split (accuracy on the {held} split "
             f"{100 * clf['test_accuracy']:.1f}%, weights sha256 {clf['weights_sha256'][:16]}…); a class is covered when "
             f"≥ {100 * coverage.COVERAGE_MIN_FRACTION:g}% of the samples are classified as it with softmax ≥ "
-            f"{coverage.CONFIDENCE_THRESHOLD}; class_kl = KL(generated ‖ real) of the predicted-class histograms (nats)."
+            f"{coverage.CONFIDENCE_THRESHOLD} and lie inside the real images' k-NN manifold (k={coverage.PR_K}, in the "
+            f"classifier's penultimate features); class_kl = KL(generated ‖ real) of the predicted-class histograms "
+            f"(nats). Precision, recall (Kynkäänniemi et al. 2019), density and coverage (Naeem et al. 2020): k-NN, "
+            f"k={coverage.PR_K}, in the feature network's features."
         )
     line += _rows_note(protocol, cells)
     if protocol.settings_note:

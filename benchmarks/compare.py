@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kid-subset-size", type=int, dest="kid_subset_size")
     parser.add_argument("--network", help=f"feature network: one of {list(metrics.NETWORK_NAMES)}")
     parser.add_argument(
-        "--inception-weights", help="path to the standard torch-fidelity Inception weights (network inception)"
+        "--inception-weights",
+        help="path to the Inception weights (network inception); only the standard file (by SHA-256) gives keys named FID/KID/IS",
     )
     parser.add_argument("--data-root", dest="data_root", help="where torchvision datasets live")
     parser.add_argument("--cells", help="run only these cells, e.g. began:0,dcgan:1")

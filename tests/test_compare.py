@@ -83,7 +83,9 @@ def test_results_carry_full_provenance(first_run):
     for line in lines:
         assert line["network"]["network"] == "standin" and len(line["weights_sha256"]) == 64
         assert line["versions"]["torch"] and line["versions"]["torch-fidelity"]
-        assert line["train_config"]["model"] == line["registered_model"] and line["train_config"]["seed"] == line["seed"]
+        assert (
+            line["train_config"]["model"] == line["registered_model"] and line["train_config"]["seed"] == line["seed"]
+        )
         assert line["protocol"]["steps"] == 4 and "git_revision" in line and "device" in line
         assert line["wall_time_s"]["train"] >= 0
         assert line["num_fake"] == 60 and line["num_real"] == 60

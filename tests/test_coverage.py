@@ -62,6 +62,8 @@ def test_real_test_images_cover_all_ten_classes_with_small_kl(trained, digits):
     # E[KL] ~ (K-1)/(2N) = 9/720 ~ 0.0125 nats; 0.05 is 4x that, and a one-class generator scores ~2.2.
     assert 0.0 <= values["class_kl"].value < 0.05
     assert 0.8 < values["confident_fraction"].value <= 1.0  # real digits are mostly recognised confidently
+    # most held-out digits lie inside the train split's k-NN balls, but not all (a ball is no convex hull)
+    assert 0.8 < values["manifold_fraction"].value < 1.0
     for v in values.values():
         assert v.network == "coverage-classifier" and v.weights_sha256 == clf.weights_sha256
         assert v.num_fake == 360 and v.num_real == 1437 and v.classifier_test_accuracy == clf.test_accuracy
@@ -79,6 +81,7 @@ def test_one_image_repeated_covers_one_class_with_large_kl(trained, digits):
     # about K*eps*ln(1/q_c) + K*eps*ln(1/(K*eps)) ~ 0.06, so +-0.1 around ln(1/q_c).
     assert values["class_kl"].value == pytest.approx(math.log(1 / float(clf.real_histogram[c])), abs=0.1)
     assert values["confident_fraction"].value in (0.0, 1.0)  # every copy gets the same softmax
+    assert values["manifold_fraction"].value == 1.0  # the image is in the default reference, the test split
 
 
 def test_a_class_needs_one_percent_of_confident_samples(trained, digits):
@@ -223,3 +226,89 @@ def test_precision_recall_metrics_and_the_old_import_paths():
     assert out["recall"].num_real == 100 and out["recall"].num_fake == 50 and out["precision"].network == "standin"
     with pytest.raises(MetricsError, match="kid_max > 0"):
         precision_recall_metrics(net, stats(range(100), 0), stats(range(50), 50))
+
+
+# -- density / coverage (Naeem et al. 2020) on toy data with known answers ---------------------------------
+def test_density_coverage_known_answers():
+    real = _line(range(100))  # 3rd-neighbour radius 2 inside, 3 at the end points 0 and 99; "inside" is strict
+    # identical sets: each real ball holds itself and its 2 nearer neighbours, so every fake is in 3 balls
+    assert cv.density_and_coverage(real, real.clone()) == (1.0, 1.0)
+    assert cv.density_and_coverage(real, real + 1000) == (0.0, 0.0)
+    # fake = the first half: real balls 0..50 hold a fake (ball 50 holds fake 49), so coverage 51/100, below
+    # recall's 53/100 (recall also uses the fake balls); the balls hold 3 * 49 + 2 + 1 = 150 fakes -> 150 / (3 * 50)
+    assert cv.density_and_coverage(real, _line(range(50))) == (1.0, 0.51)
+    # fake = real + 3.5: ball i (radius 2) holds the 4 fakes i-1.5..i+1.5 for i = 5..98, ball 99 (radius 3)
+    # holds 6, balls 2, 3, 4 hold 1, 2, 3 and balls 0, 1 none: 388 / 300 and coverage 98/100
+    assert cv.density_and_coverage(real, real + 3.5) == (388 / 300, 0.98)
+
+
+def test_density_coverage_equal_the_reference_package_prdc():
+    prdc = pytest.importorskip("prdc")
+    g = torch.Generator().manual_seed(0)
+    for n_real, n_fake, dim, k in ((300, 250, 16, 3), (200, 400, 8, 5)):
+        real = torch.randn(n_real, dim, generator=g, dtype=torch.float64)
+        fake = 0.3 + 1.2 * torch.randn(n_fake, dim, generator=g, dtype=torch.float64)
+        ref = prdc.compute_prdc(real.numpy(), fake.numpy(), k)
+        density, coverage = cv.density_and_coverage(real, fake, k)
+        assert density == pytest.approx(float(ref["density"]), abs=1e-12)
+        assert coverage == float(ref["coverage"])
+        # no ties in continuous data, so prdc's strict boundary and torch-fidelity's inclusive one agree
+        assert cv.precision_recall(real, fake, k) == (float(ref["precision"]), float(ref["recall"]))
+    # more than one distance block per set (the block holds 2**23 distances)
+    real, fake = torch.randn(3000, 4, generator=g, dtype=torch.float64), torch.randn(3000, 4, generator=g) * 2
+    from began_plugin.metrics import density_coverage as dc
+
+    whole = cv.density_and_coverage(real, fake)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(dc, "_BLOCK_ELEMENTS", 3000 * 7)  # 7 rows per block, a partial last block
+        assert cv.density_and_coverage(real, fake) == whole
+        # the block shape changes the distances' last bits only (matrix-product rounding)
+        torch.testing.assert_close(
+            dc.knn_radii(real), torch.cdist(real, real).kthvalue(4, dim=1).values, rtol=0, atol=1e-12
+        )
+
+
+def test_density_coverage_refuse_bad_inputs():
+    with pytest.raises(MetricsError, match="more than 3 points, got 3"):
+        cv.density_and_coverage(_line(range(3)), _line(range(10)))
+    with pytest.raises(MetricsError, match="same D"):
+        cv.density_and_coverage(_line(range(10)), torch.zeros(5, 2))
+    with pytest.raises(MetricsError, match="N x D"):
+        cv.density_and_coverage(torch.zeros(10), _line(range(10)))
+
+
+def test_feature_space_metrics_gives_all_four_with_provenance():
+    from began_plugin.metrics import feature_space_metrics, metric_spec
+
+    net = type("Net", (), {"name": "standin", "weights_sha256": "0" * 64})()
+
+    def stats(values, kid_max):
+        s = FeatureStatistics(1, network="standin", weights_sha256="0" * 64, kid_max=kid_max)
+        s.update(_line(values))
+        return s
+
+    out = feature_space_metrics(net, stats(range(100), 100), stats(range(50), 50))
+    assert {k: v.value for k, v in out.items()} == {"precision": 1.0, "recall": 0.53, "density": 1.0, "coverage": 0.51}
+    assert all(v.network == "standin" and v.num_real == 100 and v.num_fake == 50 for v in out.values())
+    # precision/recall stay as precision_recall_metrics gives them
+    assert {k: out[k] for k in ("precision", "recall")} == cv.precision_recall_metrics(
+        net, stats(range(100), 100), stats(range(50), 50)
+    )
+    for key in ("density", "coverage", "manifold_fraction"):
+        spec = metric_spec(key)
+        assert spec.higher_is_better and spec.tie_bolds_none and spec.order is not None
+    assert metric_spec("density").ranked and metric_spec("coverage").ranked
+    assert not metric_spec("manifold_fraction").ranked and metric_spec("manifold_fraction").needs == "classifier"
+    with pytest.raises(MetricsError, match="kid_max > 0"):
+        feature_space_metrics(net, stats(range(100), 0), stats(range(50), 50))
+
+
+def test_penultimate_features_feed_the_head(trained, digits):
+    clf, _, _ = trained
+    _, test = digits
+    with torch.no_grad():
+        feats = clf.model.penultimate(test.images[:20])
+        assert feats.shape == (20, 1024)
+        assert torch.equal(clf.model.head(feats), clf.model(test.images[:20]))
+    probs, feats64 = cv._predict_with_features(clf.model, test.images[:20])
+    assert feats64.dtype == torch.float64 and torch.equal(probs, cv._predict(clf.model, test.images[:20]))

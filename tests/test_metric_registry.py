@@ -62,11 +62,17 @@ def test_table_keys_are_the_columns_in_order():
         "standin_fd",
         "standin_kd",
         "standin_logit_score",
+        "fd_unverified",
+        "kd_unverified",
+        "logit_score_unverified",
         "classes_covered",
         "class_kl",
         "confident_fraction",
+        "manifold_fraction",
         "precision",
         "recall",
+        "density",
+        "coverage",
     ]
 
 
@@ -88,18 +94,25 @@ def test_ranking_and_header_rules_of_every_column():
     assert {k for k, s in specs.items() if s.higher_is_better} == {
         "is",
         "standin_logit_score",
+        "logit_score_unverified",
         "classes_covered",
         "confident_fraction",
+        "manifold_fraction",
         "precision",
         "recall",
+        "density",
+        "coverage",
     }
-    assert {k for k, s in specs.items() if not s.ranked} == {"confident_fraction"}
+    assert {k for k, s in specs.items() if not s.ranked} == {"confident_fraction", "manifold_fraction"}
     assert {k for k, s in specs.items() if s.tie_bolds_none} == {
         "classes_covered",
         "class_kl",
         "confident_fraction",
+        "manifold_fraction",
         "precision",
         "recall",
+        "density",
+        "coverage",
     }
     assert [s.title for s in specs.values()][:4] == [
         "FID",
@@ -110,19 +123,25 @@ def test_ranking_and_header_rules_of_every_column():
     assert {k: s.needs for k, s in specs.items() if s.needs != "features"} == {
         "is": "logits",
         "standin_logit_score": "logits",
+        "logit_score_unverified": "logits",
         "classes_covered": "classifier",
         "class_kl": "classifier",
         "confident_fraction": "classifier",
+        "manifold_fraction": "classifier",
     }
 
 
 def test_every_exported_key_constant_has_a_spec_and_only_the_crosschecks_are_not_columns():
     constants = {name: getattr(M, name) for name in M.__all__ if name.startswith("KEY_")}
-    assert len(constants) == 13
+    assert len(constants) == 16 + 4  # + the unverified-weights keys
     for name, key in constants.items():
         assert M.metric_spec(key).key == key, name
     columns = set(M.table_keys())
-    assert {k for k in constants.values() if k not in columns} == {M.KEY_FID_PYTORCH_FID, M.KEY_STANDIN_FD_PYTORCH_FID}
+    assert {k for k in constants.values() if k not in columns} == {
+        M.KEY_FID_PYTORCH_FID,
+        M.KEY_STANDIN_FD_PYTORCH_FID,
+        M.KEY_FD_UNVERIFIED_PYTORCH_FID,
+    }
     assert columns <= set(constants.values())  # no column without its exported constant
 
 

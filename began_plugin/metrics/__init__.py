@@ -8,10 +8,11 @@ Pipeline: trainer images in [-1, 1] -> :func:`to_uint8_rgb` -> a feature network
 :func:`load_feature_network` (``inception-offline``, ``inception`` or the test-only ``standin``) ->
 streaming :class:`FeatureStatistics` (:func:`images_to_statistics`; real-data ones cached with
 :func:`load_or_compute_statistics`) -> :func:`compute_metrics`. Mode coverage is a class-count view for labelled
-data (:mod:`began_plugin.metrics.coverage`) and improved precision/recall otherwise
-(:mod:`began_plugin.metrics.precision_recall`). Every result key is declared once, with how it is ranked and
-shown, in :mod:`began_plugin.metrics.registry`; content hashes and cache keys are in
-:mod:`began_plugin.metrics.hashing`.
+data (:mod:`began_plugin.metrics.coverage`: samples confidently classified *and* inside the real manifold)
+and, for every dataset, improved precision/recall (:mod:`began_plugin.metrics.precision_recall`) with
+density/coverage (:mod:`began_plugin.metrics.density_coverage`; :func:`feature_space_metrics` gives all
+four). Every result key is declared once, with how it is ranked and shown, in
+:mod:`began_plugin.metrics.registry`; content hashes and cache keys are in :mod:`began_plugin.metrics.hashing`.
 
 The function :func:`precision_recall` shadows its module's name on this package, so read the module's other
 names with ``from began_plugin.metrics.precision_recall import ...``, not ``import ... as``.
@@ -29,14 +30,19 @@ from began_plugin.metrics.cache import (
     statistics_cache_fields,
 )
 from began_plugin.metrics.compute import (
+    KEY_FD_UNVERIFIED,
+    KEY_FD_UNVERIFIED_PYTORCH_FID,
     KEY_FID,
     KEY_FID_PYTORCH_FID,
     KEY_IS,
+    KEY_KD_UNVERIFIED,
     KEY_KID,
+    KEY_LOGIT_SCORE_UNVERIFIED,
     KEY_STANDIN_FD,
     KEY_STANDIN_FD_PYTORCH_FID,
     KEY_STANDIN_KD,
     KEY_STANDIN_LOGIT_SCORE,
+    NETWORK_UNVERIFIED,
     MetricValue,
     compute_metrics,
     metric_keys,
@@ -45,22 +51,33 @@ from began_plugin.metrics.coverage import (
     KEY_CLASS_KL,
     KEY_CLASSES_COVERED,
     KEY_CONFIDENT_FRACTION,
+    KEY_MANIFOLD_FRACTION,
     NETWORK_COVERAGE,
     coverage_metrics,
     load_or_train_classifier,
 )
+from began_plugin.metrics.density_coverage import (
+    KEY_COVERAGE,
+    KEY_DENSITY,
+    density_and_coverage,
+    feature_space_metrics,
+)
 from began_plugin.metrics.errors import MetricsError, MetricsWarning
 from began_plugin.metrics.feature_networks import (
+    FID_INCEPTION_SHA256,
     NETWORK_INCEPTION,
     NETWORK_INCEPTION_OFFLINE,
     NETWORK_NAMES,
     NETWORK_STANDIN,
+    OFFLINE_TORCHSCRIPT_SHA256,
+    STANDARD_WEIGHTS_SHA256,
     FeatureExtractorInceptionOffline,
     FeatureNetwork,
     InceptionNetwork,
     InceptionOfflineNetwork,
     StandinNetwork,
     default_offline_weights_path,
+    is_standard_weights,
     load_feature_network,
 )
 from began_plugin.metrics.fid import frechet_distance, frechet_distance_pytorch_fid
@@ -83,10 +100,15 @@ __all__ = [
     "KEY_CLASS_KL",
     "KEY_CLASSES_COVERED",
     "KEY_CONFIDENT_FRACTION",
+    "KEY_COVERAGE",
+    "KEY_DENSITY",
+    "KEY_MANIFOLD_FRACTION",
     "KEY_PRECISION",
     "KEY_RECALL",
     "NETWORK_COVERAGE",
     "coverage_metrics",
+    "density_and_coverage",
+    "feature_space_metrics",
     "load_or_train_classifier",
     "precision_recall",
     "precision_recall_metrics",
@@ -107,6 +129,15 @@ __all__ = [
     "KEY_STANDIN_FD_PYTORCH_FID",
     "KEY_STANDIN_KD",
     "KEY_STANDIN_LOGIT_SCORE",
+    "KEY_FD_UNVERIFIED",
+    "KEY_FD_UNVERIFIED_PYTORCH_FID",
+    "KEY_KD_UNVERIFIED",
+    "KEY_LOGIT_SCORE_UNVERIFIED",
+    "NETWORK_UNVERIFIED",
+    "FID_INCEPTION_SHA256",
+    "OFFLINE_TORCHSCRIPT_SHA256",
+    "STANDARD_WEIGHTS_SHA256",
+    "is_standard_weights",
     "NETWORK_INCEPTION",
     "NETWORK_INCEPTION_OFFLINE",
     "NETWORK_NAMES",

@@ -2,20 +2,24 @@
 
 FID: Heusel et al. 2017; KID: Bińkowski et al. 2018; IS: Salimans et al. 2016 (see the ``fid``, ``kid`` and
 ``isc`` modules). The math is torch-fidelity's. A number is only called FID / KID / IS when it comes from an
-Inception network; the ``standin`` network's numbers get their own keys (``standin_fd``, ``standin_kd``,
-``standin_logit_score``) so a test-only figure can never be read as a FID.
+Inception network whose weights file has the standard file's published SHA-256
+(:func:`~began_plugin.metrics.feature_networks.is_standard_weights`): any tensor set of the right shapes loads, and
+a table cites such a number as the FID of the literature. Other weights' numbers get the keys ``fd_unverified``,
+``fd_unverified_pytorch_fid``, ``kd_unverified`` and ``logit_score_unverified``; the ``standin`` network's get
+``standin_fd``, ``standin_kd``, ``standin_logit_score``, so a test-only figure can never be read as a FID either.
 
 Each key is declared once below with :func:`~began_plugin.metrics.registry.register_metric`; :func:`metric_keys`
-reads from the registry which key a network's numbers get, and a key that needs logits is reported unavailable
-on a network without them.
+reads from the registry which key a network's numbers get (from its name and weights hash), and a key that needs
+logits is reported unavailable on a network without them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 
 from began_plugin.metrics.errors import MetricsError
-from began_plugin.metrics.feature_networks import NETWORK_STANDIN
+from began_plugin.metrics.feature_networks import NETWORK_STANDIN, is_standard_weights
 from began_plugin.metrics.fid import check_covariance_sample_count, frechet_distance, frechet_distance_pytorch_fid
 from began_plugin.metrics.isc import DEFAULT_ISC_SPLITS, logits_score
 from began_plugin.metrics.kid import DEFAULT_KID_SUBSET_SIZE, DEFAULT_KID_SUBSETS, kernel_distance
@@ -38,6 +42,11 @@ __all__ = [
     "KEY_STANDIN_FD_PYTORCH_FID",
     "KEY_STANDIN_KD",
     "KEY_STANDIN_LOGIT_SCORE",
+    "KEY_FD_UNVERIFIED",
+    "KEY_FD_UNVERIFIED_PYTORCH_FID",
+    "KEY_KD_UNVERIFIED",
+    "KEY_LOGIT_SCORE_UNVERIFIED",
+    "NETWORK_UNVERIFIED",
     "MetricValue",
     "metric_keys",
     "compute_metrics",
@@ -51,6 +60,12 @@ KEY_STANDIN_FD = "standin_fd"
 KEY_STANDIN_FD_PYTORCH_FID = "standin_fd_pytorch_fid"
 KEY_STANDIN_KD = "standin_kd"
 KEY_STANDIN_LOGIT_SCORE = "standin_logit_score"
+KEY_FD_UNVERIFIED = "fd_unverified"
+KEY_FD_UNVERIFIED_PYTORCH_FID = "fd_unverified_pytorch_fid"
+KEY_KD_UNVERIFIED = "kd_unverified"
+KEY_LOGIT_SCORE_UNVERIFIED = "logit_score_unverified"
+#: The registry's ``network`` for the keys of any network whose weights are not its standard file (by SHA-256).
+NETWORK_UNVERIFIED = "unverified-weights"
 
 # The pytorch-fid cross-checks have no column (no order): they only confirm torch-fidelity's value.
 register_metric(MetricSpec(KEY_FID, False, digits=2, needs=NEEDS_FEATURES, title="FID", order=10, family="fid"))
@@ -78,21 +93,87 @@ register_metric(
         KEY_STANDIN_LOGIT_SCORE, True, digits=2, needs=NEEDS_LOGITS, order=60, family="is", network=NETWORK_STANDIN
     )
 )
+# Columns of their own, like the stand-in's: one run uses one network, so they never share a table with FID.
+register_metric(
+    MetricSpec(
+        KEY_FD_UNVERIFIED, False, digits=2, needs=NEEDS_FEATURES, order=62, family="fid", network=NETWORK_UNVERIFIED
+    )
+)
+register_metric(
+    MetricSpec(
+        KEY_FD_UNVERIFIED_PYTORCH_FID,
+        False,
+        digits=2,
+        needs=NEEDS_FEATURES,
+        family="fid_pytorch_fid",
+        network=NETWORK_UNVERIFIED,
+    )
+)
+register_metric(
+    MetricSpec(
+        KEY_KD_UNVERIFIED, False, digits=4, needs=NEEDS_FEATURES, order=64, family="kid", network=NETWORK_UNVERIFIED
+    )
+)
+register_metric(
+    MetricSpec(
+        KEY_LOGIT_SCORE_UNVERIFIED,
+        True,
+        digits=2,
+        needs=NEEDS_LOGITS,
+        order=66,
+        family="is",
+        network=NETWORK_UNVERIFIED,
+    )
+)
 
 
-def metric_keys(network_name: str) -> dict[str, str]:
+def _network_identity(network, weights_sha256: str | None) -> tuple[str, str | None]:
+    """(name, weights SHA-256 or None) of a network object, its ``describe()`` dict, or a bare name."""
+    if isinstance(network, str):
+        return network, weights_sha256
+    if isinstance(network, Mapping):
+        name, sha = network.get("network", network.get("name")), network.get("weights_sha256")
+    else:
+        name, sha = getattr(network, "name", None), getattr(network, "weights_sha256", None)
+    if not isinstance(name, str):
+        raise MetricsError(
+            f"metric_keys takes a feature network, its describe() dict or a network name, got {type(network).__name__} "
+            "without a network name; pass the network object from load_feature_network."
+        )
+    return name, weights_sha256 if weights_sha256 is not None else sha
+
+
+def metric_keys(network, *, weights_sha256: str | None = None) -> dict[str, str]:
     """Result keys for a network: ``{"fid", "fid_pytorch_fid", "kid", "is"}`` -> the key used in the results.
 
-    Each family's key reserved for ``network_name`` in the registry when it has one, else the family's general key.
+    ``network`` is a feature network, its ``describe()`` dict (as stored in results) or a name. The keys reserved
+    for the network's name in the registry come first (the stand-in's); otherwise weights that hash to the
+    standard file's SHA-256 get the general keys (``fid``, ...) and any other weights the ``NETWORK_UNVERIFIED``
+    keys (``fd_unverified``, ...). A bare name with no ``weights_sha256`` says nothing about the weights and gets
+    the keys of that network's standard weights, as before the hash decided.
     """
+    name, sha = _network_identity(network, weights_sha256)
     general: dict[str, str] = {}
     own: dict[str, str] = {}
+    unverified: dict[str, str] = {}
     for spec in registered_metrics():
-        if spec.family is not None and spec.network is None:
+        if spec.family is None:
+            continue
+        if spec.network is None:
             general[spec.family] = spec.key
-        elif spec.family is not None and spec.network == network_name:
+        elif spec.network == name:
             own[spec.family] = spec.key
-    return {family: own.get(family, general.get(family)) for family in {**general, **own}}
+        elif spec.network == NETWORK_UNVERIFIED:
+            unverified[spec.family] = spec.key
+    fallback = general if sha is None or is_standard_weights(name, sha) else unverified
+    families = {**general, **own}
+    missing = sorted(f for f in families if f not in own and f not in fallback)
+    if missing:
+        raise MetricsError(
+            f"the metric families {missing} have no key for network {name!r} with non-standard weights "
+            f"(SHA-256 {str(sha)[:12]}...); register a MetricSpec with that family and network=NETWORK_UNVERIFIED."
+        )
+    return {family: own.get(family, fallback.get(family)) for family in families}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,7 +218,8 @@ def compute_metrics(
 ) -> dict[str, MetricValue]:
     """FID (and its pytorch-fid cross-check), KID and IS of ``fake_stats`` against ``real_stats``.
 
-    Keys are from :func:`metric_keys` (``KEY_FID``, ... or ``KEY_STANDIN_FD``, ... for the stand-in network).
+    Keys are from :func:`metric_keys` (``KEY_FID``, ... for the standard weights, ``KEY_FD_UNVERIFIED``, ... for
+    other weights, ``KEY_STANDIN_FD``, ... for the stand-in network).
     IS uses the fake images only; when ``network`` has no logits it is returned with ``available=False`` and
     the reason. Too few samples raise :class:`MetricsError`.
 
@@ -147,7 +229,7 @@ def compute_metrics(
     """
     _check_stats_match(network, real_stats, "real")
     _check_stats_match(network, fake_stats, "fake")
-    keys = metric_keys(network.name)
+    keys = metric_keys(network)
     common = dict(
         network=network.name,
         weights_sha256=network.weights_sha256,

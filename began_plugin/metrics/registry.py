@@ -58,7 +58,8 @@ class MetricSpec:
     ``family``: the quantity :func:`~began_plugin.metrics.compute.compute_metrics` computes under this key
     (``fid``, ``fid_pytorch_fid``, ``kid`` or ``is``); None for keys made elsewhere.
     ``network``: the feature network this key is reserved for (the stand-in's numbers must never be called
-    FID); None for the key of every other network.
+    FID), or ``compute.NETWORK_UNVERIFIED`` for any network whose weights are not its standard file (by SHA-256);
+    None for the key of every other network.
     """
 
     key: str
