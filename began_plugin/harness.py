@@ -30,9 +30,9 @@ from began_plugin.interface import optional_hook
 from began_plugin.metrics import coverage
 from began_plugin.registry import list_models, load_model
 from began_plugin.training.checkpoint import safe_load
-from began_plugin.training.config import TrainConfig, parse_args
+from began_plugin.training.config import TrainConfig, parse_args, to_dict
 from began_plugin.training.loop import train
-from began_plugin.training.run_directory import git_revision, package_versions
+from began_plugin.training.run_directory import config_differences, git_revision, package_versions
 from began_plugin.training.sample import generate, load_run
 
 #: Table rows that are not a registered model under its own name (every protocol has them):
@@ -247,6 +247,31 @@ def train_args(protocol: Protocol, model: str, seed: int, run_dir: Path, device:
     return args
 
 
+def check_trained_as(recorded: dict[str, Any], cfg, where: Path) -> None:
+    """Refuse a run whose recorded configuration differs from the one the protocol resolves to now."""
+    now = to_dict(cfg)
+    # only what the trainer configures; a moved directory is the same run
+    recorded = {**{k: v for k, v in recorded.items() if k in now}, "out": now["out"]}
+    diffs = config_differences(recorded, now)
+    # a resumable key for gan-train, but the harness fixes it to the row's budget in every part
+    if recorded.get("schedule_steps") != now["schedule_steps"]:
+        diffs.append(f"schedule_steps: {recorded.get('schedule_steps')!r} -> {now['schedule_steps']!r}")
+    if diffs:
+        raise HarnessError(
+            f"{where} was trained under another configuration than this protocol gives now ({'; '.join(diffs[:4])}); "
+            f"delete it (and its run directory) to redo the cell, or use another --out directory."
+        )
+
+
+def _recorded_config(run_dir: Path) -> dict[str, Any]:
+    try:
+        return json.loads((run_dir / "config.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise HarnessError(
+            f"{run_dir / 'config.json'} cannot be read ({exc}); delete {run_dir} to retrain the cell."
+        ) from None
+
+
 def train_cell(protocol, model, seed, run_dir: Path, device: str, until: int | None = None) -> float:
     """Train (or finish training) one cell up to step ``until``; return the wall time spent now.
 
@@ -254,13 +279,15 @@ def train_cell(protocol, model, seed, run_dir: Path, device: str, until: int | N
     """
     until = until or protocol.row(model).steps
     start = time.perf_counter()
-    ckpt = run_dir / "checkpoints" / "latest.pt"
-    if ckpt.exists() and int(safe_load(ckpt)["step"]) >= until:
-        return 0.0
     args = train_args(protocol, model, seed, run_dir, device)
     args = [a if not a.startswith("steps=") else f"steps={until}" for a in args]
     resume = (run_dir / "config.json").exists()
     cfg = parse_args(args + (["resume=true"] if resume else []))
+    if resume:  # a run left by another protocol (or an older preset) must never be scored as this one
+        check_trained_as(_recorded_config(run_dir), cfg, run_dir)
+    ckpt = run_dir / "checkpoints" / "latest.pt"
+    if ckpt.exists() and int(safe_load(ckpt)["step"]) >= until:
+        return 0.0
     result = train(cfg, progress=False, argv=["benchmarks/compare.py", *args])
     if result.interrupted:  # a half-trained model must never be scored as the cell's result
         raise HarnessStopped(
@@ -355,6 +382,11 @@ def run_cell(
         cell = json.loads(cell_path.read_text())
         if cell["protocol_key"] != protocol.key():
             raise HarnessError(f"{cell_path} belongs to another protocol; use a new --out directory.")
+        # the protocol key does not cover the models' own presets: a cell trained under an older one is stale
+        run_dir = out / "runs" / cell_name(model, seed)
+        check_trained_as(
+            cell["train_config"], parse_args(train_args(protocol, model, seed, run_dir, str(device))), cell_path
+        )
         return cell
     run_dir = out / "runs" / cell_name(model, seed)
     steps = protocol.row(model).steps
@@ -539,8 +571,10 @@ def _protocol_line(protocol: Protocol, preset: str | None, cells: list[dict], ke
     is_note = ""
     is_key = metrics.metric_keys(net)["is"]
     if is_key in keys and any(not c["metrics"][is_key]["available"] for c in cells):
-        is_note = f" {metrics.metric_spec(is_key).title} n/a: " + next(
-            c["metrics"][is_key]["reason"] for c in cells if not c["metrics"][is_key]["available"]
+        is_note = (
+            f" {metrics.metric_spec(is_key).title} n/a: "
+            + next(c["metrics"][is_key]["reason"] for c in cells if not c["metrics"][is_key]["available"]).rstrip(".")
+            + "."
         )
     # the FID's real-image count (the coverage entries count the classifier's reference images)
     fd_key = metrics.metric_keys(net)["fid"]

@@ -196,3 +196,16 @@ def torch_step(run_dir):
     import torch
 
     return int(torch.load(run_dir / "checkpoints" / "latest.pt", weights_only=True)["step"])
+
+
+def test_a_run_left_by_another_protocol_is_refused_not_scored(tmp_path, capsys):
+    out = tmp_path / "other"
+    assert compare.main(FAST + ["--out", str(out), "--cells", "dcgan:0"]) == 0
+    (out / "cells" / "dcgan-seed0.json").unlink()  # the cell file is gone, the 4-step run is left
+    before = (out / "runs" / "dcgan-seed0" / "checkpoints" / "latest.pt").read_bytes()
+    shorter = [a if a != "4" else "2" for a in FAST]  # --steps 2
+    assert compare.main(shorter + ["--out", str(out), "--cells", "dcgan:0"]) == 2
+    err = capsys.readouterr().err
+    assert "was trained under another configuration" in err and "schedule_steps: 4 -> 2" in err
+    assert not (out / "cells" / "dcgan-seed0.json").exists()
+    assert (out / "runs" / "dcgan-seed0" / "checkpoints" / "latest.pt").read_bytes() == before
