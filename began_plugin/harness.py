@@ -402,7 +402,7 @@ def run_cell(
     start = time.perf_counter()
     images = generate(load_run(run_dir, device), protocol.num_samples, seed=EVAL_SEED_OFFSET + seed)
     values = score_images(protocol, network, real_stats, coverage_inputs, images, seed)
-    grid = images[:64]
+    grid = images[:64].clone()  # a view would save all the images' storage
     atomic_write(out / "cells" / f"{cell_name(model, seed)}.grid.pt", lambda tmp: torch.save(grid, tmp))
     cell = {
         "model": model,
