@@ -503,6 +503,30 @@ def _verify(path: Path) -> str | None:
     return None
 
 
+def _to_8bit(im, path: Path):
+    """An image with 8 bits per channel: 16-bit grayscale (PIL modes I;16*, I) rescaled, never clipped.
+
+    ``Image.convert("L")`` clips 16-bit values at 255 (so 1000..65535 would all be white); 16-bit RGB PNGs
+    PIL already reads as 8-bit RGB.
+    """
+    from PIL import Image
+
+    if im.mode.startswith("I;16") or im.mode == "I":
+        values = np.asarray(im, dtype=np.int64)
+        if values.min() < 0 or values.max() > 65535:
+            raise DataError(
+                f"Image {path} holds values outside 0..65535 (mode {im.mode}); only 8- and 16-bit images are read: "
+                f"convert it to 8 or 16 bits, or move it out of data.root."
+            )
+        return Image.fromarray(((values * 255 + 32767) // 65535).astype(np.uint8), mode="L")
+    if im.mode == "F":
+        raise DataError(
+            f"Image {path} holds floating-point pixels (mode F), whose range is not known; convert it to "
+            f"8 or 16 bits, or move it out of data.root."
+        )
+    return im
+
+
 def _build_folder(
     root: str | None, image_size: int, split: str, channels: int | None, skip_bad_files: bool
 ) -> ImageDataset:
@@ -547,7 +571,9 @@ def _build_folder(
         path = files[i]
         try:
             with Image.open(path) as im:
-                img = im.convert(mode)
+                img = _to_8bit(im, path).convert(mode)
+        except DataError:
+            raise
         except Exception as exc:  # any PIL failure means this file cannot be used
             raise DataError(
                 f"Cannot read image {path} ({type(exc).__name__}: {exc}); fix or remove it, "

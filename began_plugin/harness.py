@@ -24,15 +24,21 @@ from typing import Any
 import torch
 
 from began_plugin import metrics
-from began_plugin.atomic_files import atomic_write
+from began_plugin.atomic_files import atomic_save, atomic_write
 from began_plugin.data import build_dataset
 from began_plugin.interface import optional_hook
 from began_plugin.metrics import coverage
 from began_plugin.registry import list_models, load_model
-from began_plugin.training.checkpoint import safe_load
-from began_plugin.training.config import TrainConfig, parse_args, to_dict
+from began_plugin.training.checkpoint import CheckpointError, safe_load
+from began_plugin.training.config import ConfigError, TrainConfig, parse_args, to_dict
 from began_plugin.training.loop import train
-from began_plugin.training.run_directory import config_differences, git_revision, package_versions
+from began_plugin.training.run_directory import (
+    config_differences,
+    git_revision,
+    package_versions,
+    read_config,
+    read_log,
+)
 from began_plugin.training.sample import generate, load_run
 
 #: Table rows that are not a registered model under its own name (every protocol has them):
@@ -265,11 +271,29 @@ def check_trained_as(recorded: dict[str, Any], cfg, where: Path) -> None:
 
 def _recorded_config(run_dir: Path) -> dict[str, Any]:
     try:
-        return json.loads((run_dir / "config.json").read_text())
-    except (OSError, ValueError) as exc:
+        return read_config(run_dir / "config.json")
+    except ConfigError as exc:
+        raise HarnessError(f"{exc} (or delete {run_dir} to retrain the cell)") from None
+
+
+#: What every cell file holds; a file without them is cut short or not a cell.
+CELL_KEYS = ("model", "seed", "protocol_key", "train_config", "metrics", "wall_time_s")
+
+
+def read_cell(path: Path) -> dict[str, Any]:
+    """A cell file, or a HarnessError that names it and says how to redo the cell."""
+    try:
+        cell = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        cell, why = None, f"{type(exc).__name__}: {str(exc)[:80]}"
+    else:
+        missing = [k for k in CELL_KEYS if not isinstance(cell, dict) or k not in cell]
+        why = f"no {missing[0]!r}" if missing else None
+    if why is not None:
         raise HarnessError(
-            f"{run_dir / 'config.json'} cannot be read ({exc}); delete {run_dir} to retrain the cell."
-        ) from None
+            f"{path} is not a whole cell file ({why}); delete it and rerun the same command to redo that cell."
+        )
+    return cell
 
 
 def train_cell(protocol, model, seed, run_dir: Path, device: str, until: int | None = None) -> float:
@@ -379,7 +403,7 @@ def run_cell(
 ) -> dict[str, Any]:
     cell_path = out / "cells" / f"{cell_name(model, seed)}.json"
     if cell_path.exists():
-        cell = json.loads(cell_path.read_text())
+        cell = read_cell(cell_path)
         if cell["protocol_key"] != protocol.key():
             raise HarnessError(f"{cell_path} belongs to another protocol; use a new --out directory.")
         # the protocol key does not cover the models' own presets: a cell trained under an older one is stale
@@ -403,14 +427,14 @@ def run_cell(
     images = generate(load_run(run_dir, device), protocol.num_samples, seed=EVAL_SEED_OFFSET + seed)
     values = score_images(protocol, network, real_stats, coverage_inputs, images, seed)
     grid = images[:64].clone()  # a view would save all the images' storage
-    atomic_write(out / "cells" / f"{cell_name(model, seed)}.grid.pt", lambda tmp: torch.save(grid, tmp))
+    atomic_save(grid, out / "cells" / f"{cell_name(model, seed)}.grid.pt")
     cell = {
         "model": model,
         "registered_model": protocol.row(model).model,
         "seed": seed,
         "protocol_key": protocol.key(),
         "protocol": asdict(protocol),
-        "train_config": json.loads((run_dir / "config.json").read_text()),
+        "train_config": _recorded_config(run_dir),
         "metrics": {k: v.as_dict() for k, v in values.items()},
         "curve": curve
         + (
@@ -476,10 +500,27 @@ def collect(out: Path, protocol: Protocol, preset: str | None) -> str:
 
 
 def _finished_cells(out: Path, protocol: Protocol) -> list[dict]:
-    cells = [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*.json"))]
+    """The protocol's cells, each checked with what the tables and figures read of it, before anything is written."""
+    cells = [read_cell(p) for p in sorted((out / "cells").glob("*.json"))]
     cells = [c for c in cells if c["protocol_key"] == protocol.key()]
     if not cells:
         raise HarnessError(f"no finished cells in {out / 'cells'} for this protocol; run without --collect first.")
+    for c in cells:
+        name = cell_name(c["model"], c["seed"])
+        grid = out / "cells" / f"{name}.grid.pt"
+        try:
+            safe_load(grid)
+        except CheckpointError as exc:
+            raise HarnessError(
+                f"the sample grid of cell {name} cannot be read ({exc}) so no table was rewritten; delete "
+                f"{out / 'cells' / name}.json too and rerun the same command to redo that cell."
+            ) from None
+        log = out / "runs" / name / "metrics.jsonl"
+        if log.exists():
+            try:
+                read_log(log)
+            except ConfigError as exc:
+                raise HarnessError(f"{exc} (no table was rewritten)") from None
     return cells
 
 
@@ -668,7 +709,7 @@ def _figures(out: Path, cells: list[dict], models: list[str]) -> None:
     first = {m: min((c for c in cells if c["model"] == m), key=lambda c: c["seed"]) for m in models}
     fig, axes = plt.subplots(1, len(models), figsize=(4 * len(models), 4.4), squeeze=False)
     for ax, m in zip(axes[0], models):
-        grid = torch.load(out / "cells" / f"{cell_name(m, first[m]['seed'])}.grid.pt", weights_only=True)
+        grid = safe_load(out / "cells" / f"{cell_name(m, first[m]['seed'])}.grid.pt")
         img = make_grid(grid * 0.5 + 0.5, nrow=8, padding=1).clamp(0, 1).permute(1, 2, 0).numpy()
         ax.imshow(img)
         ax.set_title(f"{m} (seed {first[m]['seed']})")
@@ -710,7 +751,7 @@ def _model_curves(out: Path, cells: list[dict], models: list[str]) -> None:
     for row, (m, keys) in zip(axes, wanted.items()):
         for c in (c for c in cells if c["model"] == m):
             log = out / "runs" / cell_name(m, c["seed"]) / "metrics.jsonl"
-            rows = [json.loads(line) for line in log.read_text().splitlines()]
+            rows = read_log(log) if log.exists() else []
             for ax, key in zip(row, keys):
                 points = [(r["step"], r[key]) for r in rows if key in r]
                 ax.plot([p[0] for p in points], [p[1] for p in points], label=f"seed {c['seed']}")
@@ -740,7 +781,14 @@ def build_protocol(args) -> Protocol:
                 )
         changes["models"] = names
     if args.seeds:
-        changes["seeds"] = tuple(int(s) for s in args.seeds.split(","))
+        parts = [s.strip() for s in args.seeds.split(",")]
+        bad = [s for s in parts if not s.isdigit() or int(s) >= 2**63]
+        if bad:
+            raise HarnessError(
+                f"--seeds {args.seeds!r} holds {bad[0]!r}, which is not a seed; pass non-negative integers "
+                f"separated by commas, e.g. --seeds 0,1,2."
+            )
+        changes["seeds"] = tuple(dict.fromkeys(int(s) for s in parts))
     for key in ("steps", "num_samples", "num_real", "network", "data_root", "kid_subset_size", "eval_every"):
         value = getattr(args, key)
         if value is not None:

@@ -78,6 +78,10 @@ Optional hooks (a model without them still works; ``GANModel`` gives the default
     ``{log key: axis label}``: the logged values a harness should plot against the step.
 ``progress_keys()``
     Log keys a host should show in its progress bar.
+``derived_logs(logs) -> dict``
+    Values computed from other logged values (BEGAN's M_global from L(x) and L(G(z))). The host
+    calls it after averaging the logs over processes and before ``on_train_step_end``, so a
+    non-linear measure is taken of the averages, not averaged from per-process values.
 
 Host features that need no model code (the moving average of G's weights, a learning-rate
 schedule relative to the run's length) are the host's: ``generate(z)`` must draw through
@@ -234,6 +238,10 @@ class GANModel(nn.Module):
         """Log keys a host should show in its progress bar."""
         return ()
 
+    def derived_logs(self, logs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Logged values computed from the (process-averaged) others (none by default)."""
+        return {}
+
 
 _HOOK_DEFAULTS: dict[str, Any] = {
     "dataset_defaults": lambda dataset: {},
@@ -242,6 +250,7 @@ _HOOK_DEFAULTS: dict[str, Any] = {
     "check_batch_size": lambda hparams, batch_size: None,
     "collapse_signs": lambda: [],
     "progress_keys": lambda: (),
+    "derived_logs": lambda logs: {},
     "curves": {},
 }
 

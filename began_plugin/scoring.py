@@ -19,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING
 
 from began_plugin import metrics
 from began_plugin.atomic_files import atomic_write
 from began_plugin.data import DATASETS, DataError, build_dataset
-from began_plugin.training.config import ConfigError, _merge, _nearest
+from began_plugin.training.config import ConfigError, _nearest, parse_command
 
 USAGE = (
     "usage: gan-score images=FILE.npz|DIR data=NAME [preset=NAME] [n=N] [network=NAME] [inception_weights=PATH] "
@@ -48,13 +48,7 @@ class ScoreConfig:
 
 
 def parse_score_args(args: list[str]) -> ScoreConfig:
-    bad = [a for a in args if "=" not in a]
-    if bad:
-        raise ConfigError(f"argument {bad[0]!r} is not of the form key=value; {USAGE}.")
-    merged = _merge(OmegaConf.structured(ScoreConfig), args, "scorer")
-    if OmegaConf.is_missing(merged, "images"):
-        raise ConfigError(f"images= is required; {USAGE}.")
-    cfg = OmegaConf.to_object(merged)
+    cfg = parse_command(ScoreConfig, args, "scorer", USAGE + ".", required=("images",))
     if cfg.data not in DATASETS:
         raise ConfigError(
             f"unknown dataset data={cfg.data!r}{_nearest(cfg.data, DATASETS)}; expected one of {list(DATASETS)}."

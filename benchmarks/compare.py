@@ -22,6 +22,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from began_plugin import metrics
+from began_plugin.atomic_files import sweep_temporaries
 from began_plugin.data import DataError
 from began_plugin.harness import (  # noqa: F401  (_fmt: the tests read the table format through this script)
     PRESETS,
@@ -71,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         protocol = build_protocol(args)
         if not args.collect:
-            for leftover in [*out.glob("cells/.*.tmp"), *out.glob("cache/.*.tmp")]:
-                leftover.unlink()  # a temporary from a killed run: never read, never complete
+            for folder in (out / "cells", out / "cache"):  # temporaries of killed harnesses, never a live one's
+                sweep_temporaries(folder, within=out)
             device = resolve_device(args.device)
             network = metrics.load_feature_network(protocol.network, weights_path=args.inception_weights, device=device)
             cells = parse_cells(args.cells, protocol)

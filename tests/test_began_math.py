@@ -93,7 +93,8 @@ def test_began_loss_by_hand():
     loss_d, loss_g, logs = loss(z + 0.5, z, z + 0.2, z, z - 0.1, z, 0.25)
     assert_close(loss_d, torch.tensor(0.5 - 0.25 * 0.2))
     assert_close(loss_g, torch.tensor(0.1))
-    assert_close(logs["M_global"], torch.tensor(0.5 + abs(0.25 - 0.1)))
+    assert "M_global" not in logs  # the host derives it from the averaged losses (derived_logs)
+    assert_close(convergence_measure(logs["loss_real"], logs["loss_fake"], 0.5), torch.tensor(0.5 + abs(0.25 - 0.1)))
 
 
 def test_began_loss_eta_2_by_hand():
@@ -103,7 +104,31 @@ def test_began_loss_eta_2_by_hand():
     # L(x) = 0.25, L(G(z_D)) = 0.04, L(G(z_G)) = 0.01
     assert_close(loss_d, torch.tensor(0.25 - 0.5 * 0.04))
     assert_close(loss_g, torch.tensor(0.01))
-    assert_close(logs["M_global"], torch.tensor(0.25 + abs(0.125 - 0.01)))
+    assert_close(convergence_measure(logs["loss_real"], logs["loss_fake"], 0.5), torch.tensor(0.25 + abs(0.125 - 0.01)))
+
+
+def test_m_global_is_taken_of_the_averaged_losses_not_averaged():
+    """Two processes with L(x), L(G(z)) = (0.2, 0.3) and (0.6, 0.1), gamma 0.5: M of the averages (0.4, 0.2) is
+    0.4 + |0.2 - 0.2| = 0.4; the mean of the per-process M values would be (0.2 + 0.2 + 0.6 + 0.2) / 2 = 0.6."""
+    torch.manual_seed(0)
+    model = _small_began(gamma=0.5)
+    real = torch.rand(4, 1, 32, 32) * 2 - 1
+
+    def average_of_two(logs):  # what distributed.average_logs gives when the other process logged the rest
+        out = dict(logs)
+        out["loss_real"], out["loss_fake"] = torch.tensor((0.2 + 0.6) / 2), torch.tensor((0.3 + 0.1) / 2)
+        return out
+
+    logs = train_step(model, model.configure_optimizers(), lambda: real, reduce_logs=average_of_two)
+    assert_close(logs["M_global"], torch.tensor(0.4))
+
+
+def test_reconstruction_loss_is_float32_under_bf16_inputs():
+    v = torch.full((1, 1, 2, 2), 1.0, dtype=torch.bfloat16)
+    r = torch.full((1, 1, 2, 2), 0.99609375, dtype=torch.bfloat16)  # 1 - 2**-8, exact in bf16
+    loss = reconstruction_loss(v, r)
+    assert loss.dtype == torch.float32
+    assert_close(loss, torch.tensor(2**-8), rtol=0, atol=0)
 
 
 def test_plateau_rule_halves_after_patience_bad_windows(tmp_path):
@@ -192,7 +217,7 @@ def test_began_cs_adds_alpha_times_latent_l1_to_the_discriminator_loss_only():
     assert by_hand > 0.01
     assert_close(d_cs.logs["latent_constraint"], (0.25 - z_d).abs().mean())
     assert_close(g_cs.loss, g_plain.loss, rtol=0, atol=0)
-    for key in ("loss_real", "loss_fake", "M_global", "loss_d"):
+    for key in ("loss_real", "loss_fake", "loss_d"):
         assert_close(d_cs.logs[key], d_plain.logs[key], rtol=0, atol=0)
     assert "latent_constraint" not in d_plain.logs
 
@@ -238,7 +263,7 @@ def test_pulling_away_adds_to_the_generator_loss_only():
     by_hand = by_hand.detach()
     assert_close(d_pt.logs["pull_away"], by_hand / 0.1)
     assert_close(d_pt.loss, d_plain.loss, rtol=0, atol=0)
-    for key in ("loss_real", "loss_fake", "M_global", "loss_d"):
+    for key in ("loss_real", "loss_fake", "loss_d"):
         assert_close(d_pt.logs[key], d_plain.logs[key], rtol=0, atol=0)
     assert "pull_away" not in d_plain.logs
     with pytest.raises(ValueError, match=r"pull_away=-0.1 must be >= 0"):

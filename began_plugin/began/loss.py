@@ -25,10 +25,14 @@ Scalar = float | torch.Tensor
 
 
 def reconstruction_loss(v: torch.Tensor, reconstruction: torch.Tensor, eta: int = 1) -> torch.Tensor:
-    """L(v) = mean |v - D(v)|^eta over every pixel of the batch (eq. 2); eta is 1 or 2."""
+    """L(v) = mean |v - D(v)|^eta over every pixel of the batch (eq. 2); eta is 1 or 2.
+
+    Computed in float32 whatever the inputs' precision (bf16 autocast), since k_t and M_global integrate
+    it over the run; float32 inputs are used as they are.
+    """
     if eta not in (1, 2):
         raise ValueError(f"eta={eta!r} is not supported; the paper uses eta in {{1, 2}} (1: L1, 2: L2).")
-    diff = (v - reconstruction).abs()
+    diff = (v.float() - reconstruction.float()).abs()
     return diff.mean() if eta == 1 else diff.square().mean()
 
 
@@ -55,7 +59,8 @@ class BEGANLoss:
     """The three BEGAN losses for one step, from the auto-encoder's reconstructions.
 
     ``__call__(real, recon_real, fake_d, recon_fake_d, fake_g, recon_fake_g, k)`` returns
-    ``(L_D, L_G, logs)``.  ``L_D`` must only reach the discriminator's parameters and
+    ``(L_D, L_G, logs)``; M_global is not among the logs, since under several processes it must be taken of
+    the averaged losses (``BEGAN.derived_logs``).  ``L_D`` must only reach the discriminator's parameters and
     ``L_G`` only the generator's: the caller detaches ``fake_d`` for the first and
     back-propagates ``L_G`` into the generator's parameters alone.
     """
@@ -81,6 +86,5 @@ class BEGANLoss:
             "loss_fake": loss_fake_g.detach(),
             "loss_d": loss_d.detach(),
             "loss_g": loss_fake_g.detach(),
-            "M_global": convergence_measure(loss_real.detach(), loss_fake_g.detach(), self.gamma),
         }
         return loss_d, loss_fake_g, logs

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from began_plugin.began.controller import EquilibriumController, PlateauRule
-from began_plugin.began.loss import BEGANLoss
+from began_plugin.began.loss import BEGANLoss, convergence_measure
 from began_plugin.began.variants import (
     VARIANTS,
     check_pack,
@@ -282,6 +282,10 @@ class BEGAN(GANModel):
 
     def progress_keys(self) -> tuple[str, ...]:
         return ("k", "M_global")
+
+    def derived_logs(self, logs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """M_global = L(x) + |gamma L(x) - L(G(z_G))| (§3.4.1), of the losses as the host averaged them."""
+        return {"M_global": convergence_measure(logs["loss_real"], logs["loss_fake"], self.hparams.gamma)}
 
     # -- the contract ------------------------------------------------------------------------
     def sample_z(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -25,6 +25,14 @@ class CheckpointError(RuntimeError):
 
 def safe_load(path: Path, map_location: str | torch.device = "cpu") -> Any:
     """``torch.load(weights_only=True)`` with one-sentence errors."""
+    import zipfile
+
+    # torch.save writes a zip archive; anything else (a file cut short, random bytes) would reach pickle.
+    if Path(path).is_file() and not zipfile.is_zipfile(path):
+        raise CheckpointError(
+            f"checkpoint {path} is unreadable (not a whole torch.save archive: cut short, or another kind of file); "
+            f"delete it to start over or restore it from a copy."
+        )
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:

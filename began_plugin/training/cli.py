@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 
 from began_plugin.data import DataError
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    from began_plugin.training.loop import TrainingDiverged, train
+    from began_plugin.training.loop import StoppedAtOnce, TrainingDiverged, train
 
     cfg = None
     try:
@@ -62,6 +63,15 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 4
+    except KeyboardInterrupt as exc:  # a second stop signal, or Ctrl-C before the first step
+        signum = exc.signal if isinstance(exc, StoppedAtOnce) else signal.SIGINT
+        ckpt = f"{cfg.out}/checkpoints/latest.pt" if cfg is not None else "the run's checkpoint"
+        print(
+            f"gan-train: stopped at once by signal {signum} without a new checkpoint; the last checkpoint {ckpt}, "
+            f"if one was written, is intact: rerun with resume=true to continue from it.",
+            file=sys.stderr,
+        )
+        return 128 + signum
     print(f"run directory: {result.run_dir} (step {result.step})")
     return 0
 

@@ -87,7 +87,9 @@ def _split(args: list[str]) -> tuple[list[str], list[str]]:
     return top, model
 
 
-def _merge(base, dotlist: list[str], where: str):
+def _merge(
+    base, dotlist: list[str], where: str, prefix: str = "", hint: str = "run gan-train --help for the valid keys"
+):
     try:
         return OmegaConf.merge(base, OmegaConf.from_dotlist(dotlist))
     except OmegaConfBaseException as exc:
@@ -96,14 +98,26 @@ def _merge(base, dotlist: list[str], where: str):
         parent = OmegaConf.select(base, key.rsplit(".", 1)[0]) if "." in key else base
         fields = list(parent.keys()) if isinstance(parent, DictConfig) else []
         if "not in struct" in str(exc) or "Key '" in str(exc) and "not" in str(exc):
-            prefix = "model." if where != "trainer" else ""
-            raise ConfigError(
-                f"unknown key {prefix}{key!r} for the {where}{_nearest(leaf, fields)}; "
-                f"run gan-train --help for the valid keys."
-            ) from None
+            raise ConfigError(f"unknown key {prefix}{key!r} for the {where}{_nearest(leaf, fields)}; {hint}.") from None
         raise ConfigError(
-            f"bad value for {key or 'a key'!r}: {exc.msg if hasattr(exc, 'msg') else exc}".split("\n")[0] + "."
+            f"bad value for {prefix}{key or 'a key'!r}: {exc.msg if hasattr(exc, 'msg') else exc}".split("\n")[0] + "."
         ) from None
+
+
+def parse_command(schema, args: list[str], where: str, usage: str, required: tuple[str, ...] = ()):
+    """A command's ``key=value`` arguments as an instance of the dataclass ``schema`` (typed by OmegaConf).
+
+    Positional arguments, unknown keys, values of the wrong type and missing required keys are each one
+    sentence ending in ``usage``.
+    """
+    bad = [a for a in args if "=" not in a]
+    if bad:
+        raise ConfigError(f"argument {bad[0]!r} is not of the form key=value; {usage}")
+    merged = _merge(OmegaConf.structured(schema), args, where, hint=usage.rstrip("."))
+    for key in required:
+        if OmegaConf.is_missing(merged, key):
+            raise ConfigError(f"{key}= is required; {usage}")
+    return OmegaConf.to_object(merged)
 
 
 def model_hparams(model_cls, overrides: list[str] | dict[str, Any]) -> dict[str, Any]:
@@ -111,7 +125,7 @@ def model_hparams(model_cls, overrides: list[str] | dict[str, Any]) -> dict[str,
     base = OmegaConf.structured(model_cls.Hparams)
     if isinstance(overrides, dict):
         overrides = [f"{k}={v}" for k, v in overrides.items()]
-    merged = _merge(base, overrides, f"model {getattr(model_cls, '__name__', model_cls)!s}")
+    merged = _merge(base, overrides, f"model {getattr(model_cls, '__name__', model_cls)!s}", prefix="model.")
     return OmegaConf.to_container(merged)
 
 
@@ -150,6 +164,12 @@ def parse_args(args: list[str]) -> TrainConfig:
             raise ConfigError(
                 f"{key}={value} must be a positive integer; pass e.g. {key}={getattr(TrainConfig, key, 1) or 1}."
             )
+    if not 0 <= cfg.seed < 2**63:
+        raise ConfigError(f"seed={cfg.seed} is outside [0, 2**63); pass a non-negative integer such as seed=0.")
+    if cfg.data.num_workers < 0:
+        raise ConfigError(f"data.num_workers={cfg.data.num_workers} must be 0 or more; 0 reads in the main process.")
+    if cfg.data.channels not in (None, 1, 3):
+        raise ConfigError(f"data.channels={cfg.data.channels} must be 1 or 3, or left out for the data's own.")
     if cfg.schedule_steps is not None and cfg.schedule_steps < cfg.steps:
         raise ConfigError(
             f"schedule_steps={cfg.schedule_steps} is less than steps={cfg.steps}; set it to the run's final step count "

@@ -57,8 +57,18 @@ def resolve_device(name: str) -> torch.device:
         device = torch.device(name)
     except RuntimeError:
         raise ConfigError(f"device={name!r} is not a device; use auto, cpu, cuda or cuda:N.") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device={name!r} was asked for but no CUDA GPU is visible; use device=cpu or device=auto.")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"device={name!r} was asked for but no CUDA GPU is visible; use device=cpu or device=auto."
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"device={name!r} names GPU {device.index} but {torch.cuda.device_count()} are visible "
+                f"(cuda:0 to cuda:{torch.cuda.device_count() - 1}); pick one of them."
+            )
+    elif device.type != "cpu":
+        raise ConfigError(f"device={name!r} is not supported (tested: cpu and cuda); use auto, cpu, cuda or cuda:N.")
     return device
 
 
@@ -117,15 +127,30 @@ class BatchStream:
         return batch
 
 
+#: The signals that ask for a graceful stop: Ctrl-C, a scheduler's termination (Slurm sends SIGTERM or, with
+#: --signal, SIGUSR2, before preemption) and a closed terminal.
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGUSR2") if hasattr(signal, name)
+)
+
+
+class StoppedAtOnce(KeyboardInterrupt):
+    """A second stop signal while the first one's checkpoint was being written: the run ends at once."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signal = signum
+
+
 class _StopRequest:
-    """SIGINT / SIGTERM ask the loop to finish the step, checkpoint and exit."""
+    """A stop signal asks the loop to finish the step, checkpoint and exit; a second one stops at once."""
 
     def __init__(self) -> None:
         self.signal: int | None = None
         self._previous: dict[int, Any] = {}
 
     def __enter__(self):
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in STOP_SIGNALS:
             try:
                 self._previous[sig] = signal.signal(sig, self._handle)
             except ValueError:  # not the main thread: leave signals alone
@@ -133,8 +158,8 @@ class _StopRequest:
         return self
 
     def _handle(self, signum, frame) -> None:
-        if self.signal is not None:  # a second Ctrl-C stops at once
-            raise KeyboardInterrupt
+        if self.signal is not None:  # a second signal stops at once (every file on disk stays whole)
+            raise StoppedAtOnce(signum)
         self.signal = signum
 
     def __exit__(self, *exc) -> None:
@@ -182,7 +207,10 @@ def _prepare(cfg: TrainConfig) -> _Run:
         skip_bad_files=cfg.data.skip_bad_files,
     )
     _seed_everything(cfg.seed)
-    model = create_model(cfg.model, image_size=cfg.image_size, channels=dataset.channels, **cfg.model_hparams)
+    try:
+        model = create_model(cfg.model, image_size=cfg.image_size, channels=dataset.channels, **cfg.model_hparams)
+    except ValueError as exc:  # the model's own check of its hyper-parameters
+        raise ConfigError(f"model {cfg.model!r} refused its hyper-parameters: {exc}") from None
     model.to(device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)

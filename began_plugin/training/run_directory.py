@@ -25,11 +25,12 @@ from typing import Any
 
 import torch
 
-from began_plugin.atomic_files import atomic_save, atomic_write
+from began_plugin.atomic_files import atomic_save, atomic_write, is_temporary, sweep_temporaries
 from began_plugin.training.config import ConfigError
 
 #: Keys that may change between a run and its resumption.
-RESUMABLE_CHANGES = {"resume", "device", "steps", "schedule_steps", "data.num_workers", "log_every"}
+#: ``out`` is where the run is, not how it was made: a run moved, copied or named by another path resumes.
+RESUMABLE_CHANGES = {"resume", "device", "steps", "schedule_steps", "data.num_workers", "log_every", "out"}
 #: Keys derived from the others (the data's channel count, the notes on non-paper options): not compared.
 DERIVED = ("image_channels", "options_not_in_paper")
 
@@ -90,19 +91,54 @@ def git_revision() -> str | None:
         return None
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _leftover(path: Path) -> bool:
     """What a run killed before writing config.json can leave: its lock and ``atomic_write`` temporaries."""
-    return path.name == ".lock" or (path.name.startswith(".") and path.name.endswith(".tmp"))
+    return path.name == ".lock" or is_temporary(path)
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """A run's ``config.json``, or a ConfigError that names the file and what to do."""
+    try:
+        config = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path} does not exist; pass the out= directory of a gan-train run.") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(
+            f"{path} cannot be read as a run configuration ({type(exc).__name__}: {str(exc)[:120]}); "
+            f"restore it from a copy, or start a new run in another out= directory."
+        ) from None
+    if not isinstance(config, dict) or not isinstance(config.get("model"), str):
+        raise ConfigError(
+            f"{path} is not a run configuration (a JSON object with a model name); restore it from a copy, "
+            f"or start a new run in another out= directory."
+        )
+    return config
+
+
+def read_log(path: Path) -> list[dict[str, Any]]:
+    """The rows of a ``metrics.jsonl``; a final line cut short by a kill is dropped, any other bad line refused."""
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} cannot be read ({exc}); restore it from a copy or move it away to resume.") from None
+    rows = []
+    for number, line in enumerate(lines, 1):
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict) or not isinstance(row.get("step"), int):
+                raise ValueError("not a row with a step")
+        except ValueError:
+            if number == len(lines):
+                break  # a line cut by a kill is the end of what was written
+            raise ConfigError(
+                f"line {number} of {path} is not a log row ({line[:40]!r}), and the {len(lines) - number} rows "
+                f"after it would be lost if it were cut; repair or delete that line, then rerun."
+            ) from None
+        rows.append(row)
+    return rows
 
 
 class RunDirectory:
@@ -114,17 +150,26 @@ class RunDirectory:
         self.metrics_path = self.root / "metrics.jsonl"
         self.lock_path = self.root / ".lock"
         self._locked = False
+        self._lock_fd = -1
 
     # -- opening: every check happens before the first byte is written -------------
     def check(self, config: dict[str, Any], resume: bool) -> None:
         """Refuse a directory that holds another run, or a resume under a changed config."""
+        if self.root.exists() and not self.root.is_dir():
+            raise ConfigError(f"out={str(self.root)!r} is a file, not a directory; choose a directory for the run.")
+        if resume and not self.root.exists():
+            raise ConfigError(
+                f"resume=true but out={str(self.root)!r} does not exist, so there is no run to resume; "
+                f"check the path, or leave out resume=true to start a new run there."
+            )
         if self.config_path.exists():
             if not resume:
                 raise ConfigError(
                     f"out={str(self.root)!r} already holds a run; pass resume=true to continue it "
                     f"or choose another out= directory."
                 )
-            old = json.loads(self.config_path.read_text())
+            old = read_config(self.config_path)
+            read_log(self.metrics_path)  # a bad row is refused now, before anything is written
             diffs = config_differences(old, config)
             if diffs:
                 raise ConfigError(
@@ -151,10 +196,9 @@ class RunDirectory:
             raise ConfigError(
                 f"out={str(self.root)!r} cannot be written ({exc.strerror}); free space or choose another directory."
             ) from None
-        # Temporaries of writes cut short by a kill: ours to remove now that we hold the lock.
+        # Temporaries of writes cut short by a kill (never through a link out of the run directory).
         for folder in (self.root, self.root / "checkpoints", self.root / "samples"):
-            for tmp in folder.glob(".*.tmp") if folder.is_dir() else ():
-                tmp.unlink(missing_ok=True)
+            sweep_temporaries(folder, within=self.root)
         if not self.config_path.exists():
             self._write_json(self.config_path, config)
         self._write_json(
@@ -173,39 +217,72 @@ class RunDirectory:
         )
 
     def _acquire_lock(self) -> None:
+        """Hold ``.lock`` for the run's lifetime: an ``flock`` on it, released by the kernel when the process dies.
+
+        The file names its holder (``pid host``) for the messages only; whether a lock is held is the kernel's
+        answer, so there is no window in which an empty or stale file can be taken over by two processes.
+        """
+        import fcntl
+
         me = f"{os.getpid()} {socket.gethostname()}"
-        for _ in range(2):
+        if self.lock_path.is_dir() or self.lock_path.is_symlink():
+            raise ConfigError(
+                f"{self.lock_path} is a directory or a link, not a lock file; remove it if no trainer is running, then rerun."
+            )
+        for _ in range(5):
+            fd = os.open(self.lock_path, os.O_CREAT | os.O_RDWR | getattr(os, "O_NOFOLLOW", 0), 0o644)
             try:
-                fd = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                try:
-                    pid_s, host = self.lock_path.read_text().split(maxsplit=1)
-                    pid = int(pid_s)
-                except (ValueError, OSError):
-                    pid, host = -1, ""
-                if host.strip() == socket.gethostname() and pid > 0 and _pid_alive(pid):
-                    raise ConfigError(
-                        f"another trainer (pid {pid}) is writing to out={str(self.root)!r}; wait for it to finish "
-                        f"or stop it, or choose another out= directory."
-                    ) from None
-                if pid > 0 and host.strip() != socket.gethostname():
-                    # A shared file system: whether that process lives cannot be checked from here.
-                    raise ConfigError(
-                        f"out={str(self.root)!r} is locked by pid {pid} on host {host.strip()!r}, which cannot be "
-                        f"checked from here; if no trainer runs there any more, delete {self.lock_path} and rerun."
-                    ) from None
-                # Left behind by a process that died: a crashed run must not block its resumption forever.
-                self.lock_path.unlink(missing_ok=True)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pid, _host = self._holder(fd)
+                os.close(fd)
+                who = f"pid {pid}" if pid > 0 else "a live process"
+                raise ConfigError(
+                    f"another trainer ({who}) is writing to out={str(self.root)!r}; wait for it to finish "
+                    f"or stop it, or choose another out= directory."
+                ) from None
+            except OSError:
+                os.close(fd)
+                raise
+            try:
+                same = os.stat(self.lock_path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:  # its holder removed the file between our open and our lock: take the new one
+                os.close(fd)
                 continue
-            with os.fdopen(fd, "w") as fh:
-                fh.write(me)
+            pid, host = self._holder(fd)
+            if pid > 0 and host and host != socket.gethostname():
+                os.close(fd)
+                # A file system shared by machines: flock may not reach across them, so that process is not ours to judge.
+                raise ConfigError(
+                    f"out={str(self.root)!r} is locked by pid {pid} on host {host!r}, which cannot be "
+                    f"checked from here; if no trainer runs there any more, delete {self.lock_path} and rerun."
+                ) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, me.encode(), 0)
+            os.fsync(fd)
+            self._lock_fd = fd
             self._locked = True
             return
         raise ConfigError(f"could not take the lock {self.lock_path}; remove it if no trainer is running.")
 
+    @staticmethod
+    def _holder(fd: int) -> tuple[int, str]:
+        try:
+            pid_s, host = os.pread(fd, 512, 0).decode(errors="replace").split(maxsplit=1)
+            return int(pid_s), host.strip()
+        except (ValueError, OSError):
+            return -1, ""
+
     def close(self) -> None:
         if self._locked:
-            self.lock_path.unlink(missing_ok=True)
+            try:  # still our file (not deleted and replaced by hand): remove it while we hold it
+                if os.stat(self.lock_path).st_ino == os.fstat(self._lock_fd).st_ino:
+                    self.lock_path.unlink()
+            except OSError:
+                pass
+            os.close(self._lock_fd)
             self._locked = False
 
     # -- writing -----------------------------------------------------------------------
@@ -223,17 +300,11 @@ class RunDirectory:
                     writer.add_scalar(key, value, row["step"])
 
     def truncate_log(self, step: int) -> None:
-        """Drop log lines after ``step``: the resumed run writes them again."""
+        """Drop log rows after ``step`` (the resumed run writes them again) and a final line cut by a kill."""
         if not self.write or not self.metrics_path.exists():
             return
-        keep = []
-        for line in self.metrics_path.read_text().splitlines():
-            try:
-                if json.loads(line)["step"] <= step:
-                    keep.append(line)
-            except (ValueError, KeyError):
-                break  # a line cut by a kill is the end of what was written
-        atomic_write(self.metrics_path, lambda tmp: tmp.write_text("".join(f"{line}\n" for line in keep)))
+        keep = [row for row in read_log(self.metrics_path) if row["step"] <= step]
+        atomic_write(self.metrics_path, lambda tmp: tmp.write_text("".join(f"{json.dumps(r)}\n" for r in keep)))
 
     def tensorboard(self, purge_step: int | None = None):
         if not self.write:

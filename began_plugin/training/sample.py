@@ -6,17 +6,62 @@ gan-sample run=RUN_DIR n=1000 out=DIR/                       # DIR/000000.png ..
 
 from __future__ import annotations
 
-import json
+import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from omegaconf import MISSING
 
 from began_plugin.atomic_files import atomic_write
-from began_plugin.registry import create_model
+from began_plugin.registry import RegistryError, create_model
 from began_plugin.training.checkpoint import CheckpointError, safe_load
-from began_plugin.training.config import ConfigError
+from began_plugin.training.config import ConfigError, parse_command
+from began_plugin.training.run_directory import read_config
+
+USAGE = (
+    "usage: gan-sample run=RUN_DIR out=FILE.npz|DIR [n=1000] [seed=0] [device=cpu] [average=true]; "
+    "out= is either a new .npz file (one uint8 N x H x W x C array 'images') or a new or empty directory "
+    "(one PNG per image)."
+)
+
+
+@dataclass
+class SampleConfig:
+    run: str = MISSING  # the out= directory of a gan-train run
+    out: str = MISSING  # a new FILE.npz, or a new or empty directory for PNGs
+    n: int = 1000
+    seed: int = 0  # seeds z (on the CPU), so the images do not depend on the device or batch size
+    device: str = "cpu"
+    average: bool = True  # draw from the moving average of G when the run kept one (ema_decay)
+
+
+def parse_sample_args(args: list[str]) -> SampleConfig:
+    cfg = parse_command(SampleConfig, args, "sampler", USAGE, required=("run", "out"))
+    if cfg.n <= 0:
+        raise ConfigError(f"n={cfg.n} must be a positive integer (the number of images to write).")
+    if not 0 <= cfg.seed < 2**63:
+        raise ConfigError(f"seed={cfg.seed} is outside [0, 2**63); pass a non-negative integer such as seed=0.")
+    out = Path(cfg.out)
+    if out.suffix == ".npz":
+        if out.exists():
+            raise ConfigError(f"out={cfg.out!r} already exists; choose a new file name, or delete it first.")
+        folder = out.parent
+    elif out.exists() and not out.is_dir():
+        raise ConfigError(
+            f"out={cfg.out!r} is an existing file that is not a directory; write to FILE.npz or to a new directory."
+        )
+    elif out.is_dir() and any(out.iterdir()):
+        raise ConfigError(f"out={cfg.out!r} is a directory that is not empty; choose a new or empty directory.")
+    else:
+        folder = out if out.exists() else out.parent
+    while not folder.exists():  # the nearest directory that exists is the one we must be able to write in
+        folder = folder.parent
+    if not os.access(folder, os.W_OK):
+        raise ConfigError(f"out={cfg.out!r} cannot be written ({folder} is read-only); choose a writable place.")
+    return cfg
 
 
 def load_run(run_dir: Path, device: str | torch.device = "cpu", average: bool = True) -> torch.nn.Module:
@@ -29,22 +74,29 @@ def load_run(run_dir: Path, device: str | torch.device = "cpu", average: bool = 
     cfg_path = run_dir / "config.json"
     if not cfg_path.exists():
         raise ConfigError(f"run={str(run_dir)!r} holds no config.json; pass the out= directory of a gan-train run.")
-    cfg = json.loads(cfg_path.read_text())
+    cfg = read_config(cfg_path)
     if "image_channels" not in cfg:
         raise ConfigError(
             f"{cfg_path} records no image_channels (it was written by an older began-plugin); "
             f'add "image_channels": 1 or 3 to it, as the run\'s data has.'
         )
-    state = safe_load(run_dir / "checkpoints" / "latest.pt", map_location=device)
-    model = create_model(
-        cfg["model"], image_size=cfg["image_size"], channels=int(cfg["image_channels"]), **cfg["model_hparams"]
-    )
-    model.load_state_dict(state["model"])
-    if average and "generator_average" in state:
-        prefix = "average."
-        model.generator.load_state_dict(
-            {k[len(prefix) :]: v for k, v in state["generator_average"].items() if k.startswith(prefix)}
+    ckpt = run_dir / "checkpoints" / "latest.pt"
+    state = safe_load(ckpt, map_location=device)
+    try:
+        model = create_model(
+            cfg["model"], image_size=cfg["image_size"], channels=int(cfg["image_channels"]), **cfg["model_hparams"]
         )
+        model.load_state_dict(state["model"])
+        if average and "generator_average" in state:
+            prefix = "average."
+            model.generator.load_state_dict(
+                {k[len(prefix) :]: v for k, v in state["generator_average"].items() if k.startswith(prefix)}
+            )
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(
+            f"{ckpt} does not fit the model its {cfg_path.name} describes ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:160] if str(exc) else ''}); pass a run directory whose files belong together."
+        ) from None
     return model.to(device).eval()
 
 
@@ -60,21 +112,18 @@ def to_uint8_hwc(images: torch.Tensor) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = dict(a.split("=", 1) for a in (sys.argv[1:] if argv is None else argv) if "=" in a)
+    from began_plugin.training.loop import resolve_device
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-h", "--help") for a in args):
+        print(__doc__.strip() + "\n\n" + USAGE)
+        return 0
     try:
-        unknown = set(args) - {"run", "n", "seed", "out", "device"}
-        if unknown or "run" not in args or "out" not in args:
-            raise ConfigError(
-                "usage: gan-sample run=RUN_DIR out=FILE.npz|DIR [n=1000] [seed=0] [device=cpu]"
-                + (f"; unknown key {sorted(unknown)[0]!r}" if unknown else "")
-                + "."
-            )
-        n, seed = int(args.get("n", 1000)), int(args.get("seed", 0))
-        if n <= 0:
-            raise ConfigError(f"n={n} must be a positive integer.")
-        model = load_run(Path(args["run"]), args.get("device", "cpu"))
-        images = to_uint8_hwc(generate(model, n, seed))
-        out = Path(args["out"])
+        cfg = parse_sample_args(args)
+        # The device first: a missing GPU is the command's fault, never the checkpoint's.
+        model = load_run(Path(cfg.run), resolve_device(cfg.device), average=cfg.average)
+        images = to_uint8_hwc(generate(model, cfg.n, cfg.seed))
+        out = Path(cfg.out)
         if out.suffix == ".npz":
 
             def write_npz(tmp: Path) -> None:
@@ -93,10 +142,17 @@ def main(argv: list[str] | None = None) -> int:
                         tmp, format="png"
                     ),
                 )
-    except (ConfigError, CheckpointError, ValueError) as exc:
+    except (ConfigError, CheckpointError, RegistryError) as exc:
         print(f"gan-sample: error: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote {n} images to {out}")
+    except OSError as exc:
+        print(
+            f"gan-sample: error: writing {cfg.out} failed ({exc.strerror or exc}); free space or choose another out=, "
+            f"then rerun (the files already written are whole).",
+            file=sys.stderr,
+        )
+        return 4
+    print(f"wrote {cfg.n} images to {out}")
     return 0
 
 

@@ -14,6 +14,7 @@ from contextlib import AbstractContextManager as ContextManager
 
 import torch
 
+from began_plugin.interface import optional_hook
 from began_plugin.training.lr_schedule import restore_model_rates, scale_rates
 
 Logs = dict[str, torch.Tensor]
@@ -80,6 +81,7 @@ def train_step(
     logs.update(g_out.logs)
     if reduce_logs is not None:
         logs = reduce_logs(logs)
+    logs.update(optional_hook(model, "derived_logs")(logs))  # of the averages, on every process alike
     if lr_scale is not None:
         restore_model_rates(optimizers)
     model.on_train_step_end(logs, optimizers)
