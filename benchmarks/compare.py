@@ -42,10 +42,13 @@ from began_plugin.training.config import ConfigError
 from began_plugin.training.loop import resolve_device
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one sentence, not a usage block (argparse's exit status 2 is kept)
+        self.exit(2, f"compare.py: error: {message}; see compare.py --help.\n")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = _Parser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="smoke", help=f"one of {sorted(PRESETS)} (default: smoke)")
     parser.add_argument("--out", required=True, help="output directory (shared by every cell)")
     parser.add_argument("--models", help="comma-separated registered model names (default: the preset's)")

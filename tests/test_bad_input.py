@@ -226,15 +226,26 @@ def test_a_run_resumes_under_an_equivalent_path_and_after_a_move(run, tmp_path, 
     assert torch.load(moved / "checkpoints" / "latest.pt", weights_only=True)["step"] == 6
 
 
+def test_resume_keeps_the_first_starts_provenance_and_adds_its_own(run):
+    first = json.loads((run / "provenance.json").read_text())
+    assert main(_dcgan(run, steps=6, resume="true")) == 0
+    record = json.loads((run / "provenance.json").read_text())
+    assert {k: v for k, v in record.items() if k != "resumes"} == first
+    assert len(record["resumes"]) == 1 and "resume=true" in record["resumes"][0]["argv"]
+
+
 # -- 9, 10. one sentence, not a traceback or a misleading message ----------------------------------------------
+@pytest.mark.parametrize("name", ["config.json", "provenance.json"])
 @pytest.mark.parametrize("content", ["", "{not json", "[1, 2]", '{"steps": 3}'])
-def test_a_corrupt_empty_or_foreign_config_json_is_refused_on_resume(run, content, capsys):
-    (run / "config.json").write_text(content)
+def test_a_corrupt_empty_or_foreign_record_is_refused_on_resume(run, name, content, capsys):
+    if name == "provenance.json" and content.startswith('{"steps'):
+        pytest.skip("any JSON object is a provenance record")
+    (run / name).write_text(content)
     before = _tree(run)
     capsys.readouterr()
     assert main(_dcgan(run, steps=6, resume="true")) == 2
     err = _one_line(capsys.readouterr().err)
-    assert str(run / "config.json") in err and "restore it" in err
+    assert str(run / name) in err and "restore it" in err
     assert _tree(run) == before
 
 

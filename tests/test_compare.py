@@ -119,6 +119,9 @@ def test_rerun_skips_finished_cells_and_a_subset_can_run_alone(tmp_path):
         (["--network", "clip"], "unknown feature network 'clip'"),
         (["--cells", "began:7"], "--cells entry 'began:7' is not one of"),
         (["--num-samples", "0"], "--num-samples=0 must be a positive integer"),
+        (["--seeds", "a"], "--seeds 'a' holds 'a', which is not a seed"),
+        (["--seeds", "0,-1"], "holds '-1', which is not a seed"),
+        (["--steps", "x"], "argument --steps: invalid int value: 'x'"),
     ],
 )
 def test_bad_input_is_one_sentence_and_nonzero(args, message, tmp_path, capsys):
@@ -133,6 +136,32 @@ def test_bad_input_is_one_sentence_and_nonzero(args, message, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert not out.exists()
+
+
+@pytest.mark.parametrize("damage", ["cut-cell", "missing-grid", "garbage-log-row"])
+def test_collect_refuses_a_damaged_cell_before_rewriting_any_table(damage, first_run, tmp_path, capsys):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(first_run, out)
+    cell = sorted((out / "cells").glob("*.json"))[0]
+    if damage == "cut-cell":
+        cell.write_text(cell.read_text()[:200])
+        expected = f"{cell} is not a whole cell file"
+    elif damage == "missing-grid":
+        cell.with_suffix(".grid.pt").unlink()
+        expected = "the sample grid of cell"
+    else:
+        log = out / "runs" / cell.stem / "metrics.jsonl"
+        rows = log.read_text().splitlines()
+        log.write_text("\n".join([rows[0], "garbage", *rows[1:]]) + "\n")
+        expected = "line 2 of"
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert compare.main(FAST + ["--out", str(out), "--collect"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert expected in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 
 def test_too_few_samples_for_kid_is_refused(tmp_path, capsys):

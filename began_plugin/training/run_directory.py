@@ -149,6 +149,7 @@ class RunDirectory:
         self.config_path = self.root / "config.json"
         self.metrics_path = self.root / "metrics.jsonl"
         self.lock_path = self.root / ".lock"
+        self.provenance_path = self.root / "provenance.json"
         self._locked = False
         self._lock_fd = -1
 
@@ -169,7 +170,8 @@ class RunDirectory:
                     f"or choose another out= directory."
                 )
             old = read_config(self.config_path)
-            read_log(self.metrics_path)  # a bad row is refused now, before anything is written
+            read_log(self.metrics_path)  # a bad row or record is refused now, before anything is written
+            self._provenance()
             diffs = config_differences(old, config)
             if diffs:
                 raise ConfigError(
@@ -201,20 +203,34 @@ class RunDirectory:
             sweep_temporaries(folder, within=self.root)
         if not self.config_path.exists():
             self._write_json(self.config_path, config)
-        self._write_json(
-            self.root / "provenance.json",
-            {
-                "versions": package_versions(),
-                "git_revision": git_revision(),
-                "argv": argv if argv is not None else sys.argv,
-                "device": str(
-                    torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "cpu"
-                ),
-                "host": socket.gethostname(),
-                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "torch_threads": torch.get_num_threads(),
-            },
-        )
+        start = {
+            "versions": package_versions(),
+            "git_revision": git_revision(),
+            "argv": argv if argv is not None else sys.argv,
+            "device": str(torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "cpu"),
+            "host": socket.gethostname(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "torch_threads": torch.get_num_threads(),
+        }
+        first = self._provenance()
+        if first is not None:  # a resumption: the first start's record is kept, this one is added to it
+            start = {**first, "resumes": [*first.get("resumes", []), start]}
+        self._write_json(self.provenance_path, start)
+
+    def _provenance(self) -> dict[str, Any] | None:
+        """The run's provenance record, if it has one (a bad one is refused, never overwritten)."""
+        try:
+            record = json.loads(self.provenance_path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError, ValueError):
+            record = None
+        if not isinstance(record, dict):
+            raise ConfigError(
+                f"{self.provenance_path} cannot be read as the run's provenance record; restore it from a copy, "
+                f"or move it away to resume with a new one."
+            )
+        return record
 
     def _acquire_lock(self) -> None:
         """Hold ``.lock`` for the run's lifetime: an ``flock`` on it, released by the kernel when the process dies.
