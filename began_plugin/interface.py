@@ -82,6 +82,10 @@ Optional hooks (a model without them still works; ``GANModel`` gives the default
     Values computed from other logged values (BEGAN's M_global from L(x) and L(G(z))). The host
     calls it after averaging the logs over processes and before ``on_train_step_end``, so a
     non-linear measure is taken of the averages, not averaged from per-process values.
+``latent_bounds() -> tuple[float, float] | None``
+    The interval ``[low, high]`` every coordinate of ``sample_z``'s codes lies in (BEGAN's uniform z:
+    ``(-1.0, 1.0)``), onto which a search over z (``gan-invert``, ``gan-interpolate``) projects its codes.
+    ``None``: unbounded (e.g. Gaussian z).
 
 Host features that need no model code (the moving average of G's weights, a learning-rate
 schedule relative to the run's length) are the host's: ``generate(z)`` must draw through
@@ -242,6 +246,10 @@ class GANModel(nn.Module):
         """Logged values computed from the (process-averaged) others (none by default)."""
         return {}
 
+    def latent_bounds(self) -> tuple[float, float] | None:
+        """The interval every coordinate of ``sample_z``'s codes lies in; None (the default): unbounded."""
+        return None
+
 
 _HOOK_DEFAULTS: dict[str, Any] = {
     "dataset_defaults": lambda dataset: {},
@@ -251,6 +259,7 @@ _HOOK_DEFAULTS: dict[str, Any] = {
     "collapse_signs": lambda: [],
     "progress_keys": lambda: (),
     "derived_logs": lambda logs: {},
+    "latent_bounds": lambda: None,
     "curves": {},
 }
 

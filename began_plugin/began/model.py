@@ -287,6 +287,10 @@ class BEGAN(GANModel):
         """M_global = L(x) + |gamma L(x) - L(G(z_G))| (§3.4.1), of the losses as the host averaged them."""
         return {"M_global": convergence_measure(logs["loss_real"], logs["loss_fake"], self.hparams.gamma)}
 
+    def latent_bounds(self) -> tuple[float, float]:
+        """z ~ U[-1, 1]^N_z (``sample_z``)."""
+        return (-1.0, 1.0)
+
     # -- the contract ------------------------------------------------------------------------
     def sample_z(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         z = torch.rand(

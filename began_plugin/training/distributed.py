@@ -74,6 +74,29 @@ def average_logs(group: ProcessGroup):
     return reduce
 
 
+def broadcast_buffers(module: torch.nn.Module) -> None:
+    """Give every process rank 0's buffers (batch norm's running statistics), as DDP's ``broadcast_buffers`` does.
+
+    Gradients are averaged, so parameters stay equal; buffers a forward pass updates from the local batch do
+    not, and would drift apart per process without this.
+    """
+    buffers = [b for b in module.buffers() if b.is_floating_point() or b.dtype in (torch.int64, torch.int32)]
+    if buffers:
+        flat = torch.cat([b.detach().reshape(-1).to(torch.float64) for b in buffers])
+        dist.broadcast(flat, src=0)
+        offset = 0
+        for b in buffers:
+            b.copy_(flat[offset : offset + b.numel()].view_as(b).to(b.dtype))
+            offset += b.numel()
+
+
+def any_process(flag: int, device: torch.device) -> int:
+    """The largest of every process's ``flag`` (e.g. a stop signal's number, 0 for none): one decision for all."""
+    value = torch.tensor([flag], dtype=torch.int64, device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return int(value.item())
+
+
 def broadcast_state(module: torch.nn.Module) -> None:
     """Make every process start from rank 0's parameters and buffers."""
     for tensor in module.state_dict().values():

@@ -83,7 +83,10 @@ class BatchStream:
 
     Epoch e's order is ``randperm`` drawn from a generator seeded by (seed, e), so the
     order does not depend on any other random state, and process r of w reads every
-    w-th index of it.  ``position`` counts the batches handed out.
+    w-th index of it.  ``position`` counts the batches handed out.  With ``num_workers`` > 0,
+    a dataset read file by file (an image folder, torchvision's) is decoded by a ``DataLoader``'s
+    worker processes, whose batch sampler walks the same order from ``position``; datasets held in
+    memory are indexed directly.
     """
 
     def __init__(
@@ -94,6 +97,7 @@ class BatchStream:
         group: distributed.ProcessGroup,
         device: torch.device,
         channels_last: bool = False,
+        num_workers: int = 0,
     ) -> None:
         self.dataset, self.batch_size, self.seed = dataset, batch_size, seed
         self.group, self.device, self.channels_last = group, device, channels_last
@@ -103,8 +107,11 @@ class BatchStream:
                 f"batch_size={batch_size} is larger than the {len(dataset) // group.world_size} images each of "
                 f"the {group.world_size} process(es) gets from {dataset.name!r}; pass a smaller batch_size."
             )
+        self.in_memory = getattr(dataset, "images", None) is not None
+        self.num_workers = 0 if self.in_memory else num_workers
         self.position = 0
         self._epoch, self._order = -1, None
+        self._loader, self._loader_position = None, -1
 
     def indices(self, position: int) -> torch.Tensor:
         epoch, b = divmod(position, self.per_epoch)
@@ -115,16 +122,60 @@ class BatchStream:
         return self._order[b * self.batch_size : (b + 1) * self.batch_size]
 
     def next(self) -> torch.Tensor:
-        idx = self.indices(self.position)
-        self.position += 1
-        if getattr(self.dataset, "images", None) is not None:
-            batch = self.dataset.images[idx]
+        if self.num_workers > 0:
+            batch = self._from_workers()
         else:
-            batch = torch.stack([self.dataset[i] for i in idx.tolist()])
+            idx = self.indices(self.position)
+            if self.in_memory:
+                batch = self.dataset.images[idx]
+            else:
+                batch = torch.stack([self.dataset[i] for i in idx.tolist()])
+        self.position += 1
         batch = batch.to(self.device, non_blocking=True)
         if self.channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
         return batch
+
+    def _from_workers(self) -> torch.Tensor:
+        if self._loader is None or self._loader_position != self.position:  # first use, or a resume moved us
+            self.close()
+            order = BatchStream(self.dataset, self.batch_size, self.seed, self.group, self.device)
+            start = self.position
+
+            def batches():
+                position = start
+                while True:
+                    yield order.indices(position).tolist()
+                    position += 1
+
+            loader = torch.utils.data.DataLoader(
+                self.dataset,
+                batch_sampler=_Endless(batches),
+                num_workers=self.num_workers,
+                collate_fn=torch.stack,
+                pin_memory=self.device.type == "cuda",
+                # the workers' seeds from a generator of their own: the global one (z, dropout) is not touched
+                generator=torch.Generator().manual_seed(_stream_seed(self.seed, 4, self.group.rank, start)),
+            )
+            self._loader, self._loader_position = iter(loader), start
+        self._loader_position += 1
+        return next(self._loader)
+
+    def close(self) -> None:
+        """Stop the worker processes, if any."""
+        if self._loader is not None:
+            self._loader._shutdown_workers()
+            self._loader = None
+
+
+class _Endless(torch.utils.data.Sampler):
+    """A batch sampler over a generator function of index lists (it has no length: training counts steps)."""
+
+    def __init__(self, batches) -> None:
+        self.batches = batches
+
+    def __iter__(self):
+        return self.batches()
 
 
 #: The signals that ask for a graceful stop: Ctrl-C, a scheduler's termination (Slurm sends SIGTERM or, with
@@ -217,7 +268,7 @@ def _prepare(cfg: TrainConfig) -> _Run:
     optimizers = model.configure_optimizers()
     average = GeneratorAverage(model.generator, cfg.ema_decay) if cfg.ema_decay > 0 else None
     anneal = LinearAnneal(cfg.schedule_steps or cfg.steps, cfg.lr_anneal) if cfg.lr_anneal > 0 else None
-    stream = BatchStream(dataset, cfg.batch_size, cfg.seed, group, device, cfg.channels_last)
+    stream = BatchStream(dataset, cfg.batch_size, cfg.seed, group, device, cfg.channels_last, cfg.data.num_workers)
     fixed_z = model.sample_z(cfg.num_samples, generator=torch.Generator().manual_seed(_stream_seed(cfg.seed, 2)))
     monitor = CollapseMonitor.for_run(model, dataset, cfg.num_samples, enabled=group.is_main)
     directory = RunDirectory(Path(cfg.out), write=group.is_main)
@@ -308,6 +359,7 @@ def train(cfg: TrainConfig, progress: bool = True, argv: list[str] | None = None
             bar.close()  # before an error message, never after it
         if writer is not None:
             writer.close()
+        run.stream.close()
         run.directory.close()
 
 
@@ -330,12 +382,16 @@ def _steps(run: _Run, step: int, resumed: bool, writer, bar) -> tuple[int, dict[
             before = run.stream.position
             lr_scale = run.anneal.factor(step + 1) if run.anneal is not None else None
             logs = train_step(model, optimizers, run.stream.next, sync_grads, reduce_logs, autocast, lr_scale)
+            if group.active:
+                distributed.broadcast_buffers(model)  # batch norm statistics, the same on every process
             if run.average is not None:
                 logs["ema_decay_effective"] = torch.tensor(run.average.update(model.generator))
             step += 1
             images += (run.stream.position - before) * cfg.batch_size * group.world_size
             bar.update(1)
-            stop_now = stop.signal is not None
+            # One decision for every process (the checkpoint is a collective): a signal to any one stops all.
+            signum = distributed.any_process(stop.signal or 0, run.device) if group.active else (stop.signal or 0)
+            stop_now = signum != 0
             log_now = step % cfg.log_every == 0 or step == cfg.steps or stop_now
             sample_now = step % cfg.sample_every == 0 or step == cfg.steps or stop_now
             checkpoint_now = step % cfg.checkpoint_every == 0 or step == cfg.steps or stop_now
@@ -358,7 +414,7 @@ def _steps(run: _Run, step: int, resumed: bool, writer, bar) -> tuple[int, dict[
                 _checkpoint(run, step)
                 saved = step
             if stop_now:
-                return step, last, stop.signal
+                return step, last, signum
     return step, last, None
 
 
