@@ -82,7 +82,9 @@ def latent_bounds(model: torch.nn.Module) -> tuple[float, float] | None:
         return None
     low, high = (float(b) for b in bounds)
     if not low < high:
-        raise ValueError(f"{type(model).__name__}.latent_bounds() returned {bounds!r}; expected (low, high), low < high.")
+        raise ValueError(
+            f"{type(model).__name__}.latent_bounds() returned {bounds!r}; expected (low, high), low < high."
+        )
     return low, high
 
 
@@ -110,11 +112,12 @@ def invert(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The z whose G(z) is nearest in mean L1 to each of ``images`` (N x C x H x W in [-1, 1]).
 
-    Start r of every image is row i of the r-th ``model.sample_z(N)`` drawn from one CPU generator seeded
-    with ``seed`` (start 0 is ``model.sample_z(N, generator=torch.Generator().manual_seed(seed))``).  Each
-    start takes ``steps`` Adam steps on its own error, is projected onto the model's latent range after each,
-    and keeps the z of lowest error it has seen; the best start wins.  Images are searched independently
-    (the model is in eval mode), ``batch_size`` images x starts at a time, so no result depends on it.
+    Image i's r-th start is row i of the r-th of ``restarts`` draws ``model.sample_z(N)`` from one CPU
+    generator seeded with ``seed`` (the first draw is ``model.sample_z(N, generator=torch.Generator()
+    .manual_seed(seed))``).  Each start takes ``steps`` Adam steps on its own image's error, is projected onto
+    the model's latent range after each, and keeps the z of lowest error it has seen; the best start wins.
+    Images are searched independently (the model is in eval mode), ``batch_size`` images x starts at a time
+    (which changes the results by rounding only).
 
     Returns ``(z, reconstructions, l1)`` on the CPU: N x z_dim float32, G(z) in [-1, 1], and per image the
     mean |x - G(z)|.
@@ -136,7 +139,9 @@ def invert(
         found.append(_search(model, x.repeat(restarts, 1, 1, 1), z0.to(device), steps, lr, bounds, restarts, b))
     z = torch.cat(found)
     with torch.no_grad():
-        recon = torch.cat([model.generate(z[i : i + batch_size].to(device)).float().cpu() for i in range(0, n, batch_size)])
+        recon = torch.cat(
+            [model.generate(z[i : i + batch_size].to(device)).float().cpu() for i in range(0, n, batch_size)]
+        )
     l1 = (recon - images.cpu()).abs().flatten(1).mean(1)
     return z, recon, l1
 
@@ -307,7 +312,9 @@ def _png_to_array(path: Path) -> np.ndarray:
     except ConfigError:
         raise
     except Exception as exc:  # PIL raises many types for bad files; all mean "unreadable"
-        raise ConfigError(f"images: {path} cannot be read as a PNG ({type(exc).__name__}: {exc}); fix or remove it.")
+        raise ConfigError(
+            f"images: {path} cannot be read as a PNG ({type(exc).__name__}: {exc}); fix or remove it."
+        ) from None
     return array[:, :, None] if array.ndim == 2 else array
 
 
@@ -488,4 +495,3 @@ def _write_strip(out: Path, tiles: torch.Tensor, columns: int) -> None:
 
     grid = make_grid(tiles * 0.5 + 0.5, nrow=columns, padding=PADDING)
     _write(out, lambda tmp: save_image(grid, tmp, format="png"))
-
