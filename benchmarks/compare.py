@@ -19,6 +19,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import torch
 from tqdm import tqdm
 
 from began_plugin import metrics
@@ -36,6 +37,7 @@ from began_plugin.harness import (  # noqa: F401  (_fmt: the tests read the tabl
     real_statistics,
     run_cell,
 )
+from began_plugin.launchers import LAUNCHERS, CellJob, run_jobs
 from began_plugin.registry import RegistryError
 from began_plugin.training.checkpoint import CheckpointError
 from began_plugin.training.config import ConfigError
@@ -70,6 +72,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--collect", action="store_true", help="only build the tables from the finished cells")
     parser.add_argument("--cache-dir", help="real-statistics cache (default: OUT/cache)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--launcher",
+        default="local",
+        choices=LAUNCHERS,
+        help="where the cells run: here (local), as Slurm jobs through submitit (its local executor without "
+        "Slurm), or as Ray tasks (RAY_ADDRESS, or a local Ray)",
+    )
     args = parser.parse_args(argv)
     out = Path(args.out)
     try:
@@ -83,9 +92,26 @@ def main(argv: list[str] | None = None) -> int:
             real_stats = real_statistics(
                 protocol, network, Path(args.cache_dir) if args.cache_dir else out / "cache", device
             )
-            coverage = coverage_inputs(protocol, Path(args.cache_dir) if args.cache_dir else out / "cache", device)
-            for model, seed in tqdm(cells, desc="cells", file=sys.stderr):
-                run_cell(protocol, model, seed, out, network, device, real_stats, coverage)
+            cache = Path(args.cache_dir) if args.cache_dir else out / "cache"
+            coverage = coverage_inputs(protocol, cache, device)
+            if args.launcher == "local":
+                for model, seed in tqdm(cells, desc="cells", file=sys.stderr):
+                    run_cell(protocol, model, seed, out, network, device, real_stats, coverage)
+            else:  # the statistics and the classifier are in the cache now: every job reads them from there
+                jobs = [
+                    CellJob(
+                        protocol,
+                        m,
+                        s,
+                        str(out.resolve()),
+                        str(cache.resolve()),
+                        args.device,
+                        args.inception_weights,
+                        torch.get_num_threads(),
+                    )
+                    for m, s in cells
+                ]
+                run_jobs(args.launcher, jobs, out)
         table = collect(out, protocol, args.preset)
     except (HarnessError, ConfigError, RegistryError, DataError, CheckpointError, metrics.MetricsError) as exc:
         print(f"compare.py: error: {exc}", file=sys.stderr)

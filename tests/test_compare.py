@@ -238,3 +238,16 @@ def test_a_run_left_by_another_protocol_is_refused_not_scored(tmp_path, capsys):
     assert "was trained under another configuration" in err and "schedule_steps: 4 -> 2" in err
     assert not (out / "cells" / "dcgan-seed0.json").exists()
     assert (out / "runs" / "dcgan-seed0" / "checkpoints" / "latest.pt").read_bytes() == before
+
+
+@pytest.mark.parametrize("launcher", ["submitit", "ray"])
+def test_a_grid_through_an_engine_gives_the_table_of_the_local_run(launcher, tmp_path):
+    """submitit's local executor (no Slurm here) and a local Ray: one job per cell, the statistics computed once
+    before the fan-out; the cells' numbers are the local run's (at the same thread count) to the last digit."""
+    pytest.importorskip(launcher)
+    cells = ["--cells", "began:0,dcgan:0"]
+    assert compare.main(FAST + cells + ["--out", str(tmp_path / "local")]) == 0
+    out = tmp_path / launcher
+    assert compare.main(FAST + cells + ["--out", str(out), "--launcher", launcher]) == 0
+    assert (out / "table.csv").read_text() == (tmp_path / "local" / "table.csv").read_text()
+    assert sorted(p.name for p in (out / "cells").glob("*.json")) == ["began-seed0.json", "dcgan-seed0.json"]
