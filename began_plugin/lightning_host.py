@@ -274,15 +274,25 @@ class GANLightningCLI(LightningCLI):
             trainer["strategy"] = GANDDPStrategy.strategy_name
 
 
-def main(args: list[str] | None = None) -> None:
-    GANLightningCLI(
-        GANModule,
-        GANDataModule,
-        seed_everything_default=0,
-        args=args,
-        trainer_defaults={"enable_model_summary": False},
-    )
+def main(args: list[str] | None = None) -> int:
+    import sys
+
+    from began_plugin.data import DataError
+    from began_plugin.registry import RegistryError
+
+    try:
+        GANLightningCLI(
+            GANModule,
+            GANDataModule,
+            seed_everything_default=0,
+            args=args,
+            trainer_defaults={"enable_model_summary": False},
+        )
+    except (ConfigError, RegistryError, DataError) as exc:  # one sentence, as gan-train gives
+        print(f"gan-lightning: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

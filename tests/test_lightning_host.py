@@ -103,7 +103,7 @@ def test_gan_lightning_cli_on_two_gloo_processes_keeps_began_in_sync(tmp_path):
 def test_gan_lightning_fit_leaves_a_checkpoint(name, tmp_path):
     from began_plugin.lightning_host import main
 
-    main(
+    rc = main(
         [
             "fit",
             f"--model.name={name}",
@@ -116,5 +116,31 @@ def test_gan_lightning_fit_leaves_a_checkpoint(name, tmp_path):
             "--trainer.enable_progress_bar=false",
         ]
     )
+    assert rc == 0
     ckpts = list(tmp_path.rglob("*.ckpt"))
     assert len(ckpts) == 1 and torch.load(ckpts[0], weights_only=False)["global_step"] == 20
+
+
+@pytest.mark.parametrize(
+    "arg, expected",
+    [
+        ("--model.hparams.gamma=-1", "gamma=-1.0 is outside [0, 1]"),
+        ("--model.hparams.gamme=0.5", "unknown key 'model.gamme'"),
+        ("--model.name=stylegan", "stylegan"),
+        ("--data.name=imagenet", "imagenet"),
+    ],
+)
+def test_gan_lightning_bad_input_is_one_sentence(arg, expected, tmp_path, capsys):
+    from began_plugin.lightning_host import main
+
+    args = [
+        "fit",
+        "--model.name=began",
+        "--data.name=digits",
+        "--trainer.max_steps=1",
+        f"--trainer.default_root_dir={tmp_path}",
+    ]
+    assert main(args + [arg]) == 2
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]  # Lightning may warn first (e.g. that args= is meant for tests)
+    assert last.startswith("gan-lightning: error: ") and expected in last and "Traceback" not in err, err

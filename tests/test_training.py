@@ -113,7 +113,7 @@ def test_refuses_to_write_into_another_run_without_resume(tmp_path, capsys):
     [
         (["model=begna"], "unknown model 'begna'; the registered models are"),
         (["stpes=10"], "unknown key 'stpes' for the trainer (did you mean 'steps'?)"),
-        (["model.gamm=0.7"], "unknown key model.'gamm'"),
+        (["model.gamm=0.7"], "unknown key 'model.gamm'"),
         (["steps=ten"], "steps"),
         (["model.gamma=high"], "gamma"),
         (["batch_size=0"], "batch_size=0 must be a positive integer"),

@@ -98,9 +98,14 @@ def _merge(
         parent = OmegaConf.select(base, key.rsplit(".", 1)[0]) if "." in key else base
         fields = list(parent.keys()) if isinstance(parent, DictConfig) else []
         if "not in struct" in str(exc) or "Key '" in str(exc) and "not" in str(exc):
-            raise ConfigError(f"unknown key {prefix}{key!r} for the {where}{_nearest(leaf, fields)}; {hint}.") from None
+            raise ConfigError(
+                f"unknown key {prefix + key!r} for the {where}{_nearest(leaf, fields)}; {hint}."
+            ) from None
         raise ConfigError(
-            f"bad value for {prefix}{key or 'a key'!r}: {exc.msg if hasattr(exc, 'msg') else exc}".split("\n")[0] + "."
+            f"bad value for {prefix + key if key else 'a key'!r}: {exc.msg if hasattr(exc, 'msg') else exc}".split(
+                "\n"
+            )[0]
+            + "."
         ) from None
 
 
