@@ -313,6 +313,25 @@ def bench_compile(steps_timed: int = 20, warmup: int = 3) -> dict:
     return out
 
 
+def bench_elu(reps: int = 20) -> dict:
+    """torch's ELU (``expm1``) against an ELU through ``exp`` (where(x > 0, x, exp(min(x, 0)) - 1)), forward and
+    backward on a tensor the size of the paper's first decoder activation at batch 32, in the same process."""
+    import torch.nn.functional as F
+
+    x = torch.randn(32, 64, 32, 32, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
+    via_exp = lambda v: torch.where(v > 0, v, torch.exp(v.clamp(max=0)) - 1)  # noqa: E731
+    times: dict[str, list[float]] = {"expm1": [], "exp": []}
+    for _ in range(3):  # alternate
+        for name, fn in (("expm1", F.elu), ("exp", via_exp)):
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                fn(x).sum().backward()
+            times[name].append((time.perf_counter() - t0) / reps)
+    with torch.no_grad():
+        diff = float((F.elu(x) - via_exp(x)).abs().max())
+    return {"expm1_s": min(times["expm1"]), "exp_s": min(times["exp"]), "max_abs_diff": diff}
+
+
 def bench_gpu(sizes=(32, 64), batch: int = 64, steps: int = 20) -> list[dict]:
     """Images/s of the paper's BEGAN training step on CUDA in bf16 autocast, channels-last (only with a GPU)."""
     from began_plugin.registry import create_model
@@ -714,6 +733,18 @@ def build_rows(res: dict) -> list[dict]:
                     "met": None,
                 }
             )
+    elu = res.get("elu")
+    if elu:
+        rows.append(
+            {
+                "measurement": "ELU forward+backward, 2M elements (s; ours: torch's expm1; peer: via exp)",
+                "ours": elu["expm1_s"],
+                "peer": elu["exp_s"],
+                "ratio": elu["exp_s"] / elu["expm1_s"],
+                "target": "(information; ratio = peer/ours, > 1: expm1 is faster)",
+                "met": None,
+            }
+        )
     comp = res.get("compile")
     if comp:
         rows.append(
@@ -844,6 +875,7 @@ def run(args) -> dict:
             f"FID: ours {res['fid']['ours']['fid']:.6g}, torch-fidelity {res['fid']['torch_fidelity']['fid']:.6g}",
             file=sys.stderr,
         )
+    res["elu"] = bench_elu(reps=3 if args.quick else 20)
     if args.compile_check:
         res["compile"] = bench_compile()
         print(f"compile: {res['compile']}", file=sys.stderr)
