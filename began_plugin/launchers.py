@@ -20,7 +20,15 @@ from pathlib import Path
 import torch
 
 from began_plugin import metrics
-from began_plugin.harness import HarnessError, HarnessStopped, Protocol, coverage_inputs, real_statistics, run_cell
+from began_plugin.harness import (
+    HarnessError,
+    HarnessStopped,
+    Protocol,
+    coverage_inputs,
+    real_statistics,
+    run_cell,
+    training_statistics,
+)
 
 LAUNCHERS = ("local", "submitit", "ray")
 
@@ -48,8 +56,9 @@ class CellJob:
         )
         real = real_statistics(self.protocol, network, Path(self.cache_dir), device)
         coverage = coverage_inputs(self.protocol, Path(self.cache_dir), device)
+        training = training_statistics(self.protocol, network, Path(self.cache_dir), device, real)
         try:
-            run_cell(self.protocol, self.model, self.seed, Path(self.out), network, device, real, coverage)
+            run_cell(self.protocol, self.model, self.seed, Path(self.out), network, device, real, coverage, training)
         except HarnessStopped as stopped:
             # The training checkpointed; the signal goes on to the engine's own handler (submitit: requeue).
             signal.raise_signal(stopped.signal_number)

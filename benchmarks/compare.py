@@ -3,6 +3,8 @@
     python benchmarks/compare.py --preset smoke --out DIR        # CI-sized, a few minutes on 2 cores
     python benchmarks/compare.py --preset cpu --out DIR          # embedded digits, several seeds
     python benchmarks/compare.py --preset cifar10 --out DIR --inception-weights pt_inception-2015-12-05.pth
+    python benchmarks/compare.py --preset mnist5k-gamma --out DIR   # BEGAN at gamma 0.3, 0.5, 0.7, 1.0
+    python benchmarks/compare.py --preset smoke --sweep began:gamma=0.3,0.7 --eval-every 10 --out DIR
 
 For each (model, seed) cell: train with the reference trainer (models reached through the
 ``gan_trainer.models`` registry, as any stranger's trainer would), generate N images from a
@@ -10,7 +12,10 @@ seeded z, compute metrics with a named feature network, and write the cell's res
 atomically.  Rerunning the command skips finished cells and resumes unfinished training;
 ``--cells began:0,dcgan:1`` runs a subset (several machines can share DIR); ``--collect``
 builds the tables from whatever cells exist.  Outputs in DIR: results.jsonl, table.md,
-table.csv, table.tex, samples.png, curves.png (each model's own curves), cells/, runs/.
+table.csv, table.tex, samples.png, curves.png (each model's own curves), memorisation.png (the
+generated images nearest a training image), with --eval-every metric_curve.png and
+convergence.png (FID and the model's convergence measure), with a sweep <hparam>_tradeoff.png,
+cells/, runs/.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from began_plugin.harness import (  # noqa: F401  (_fmt: the tests read the tabl
     parse_cells,
     real_statistics,
     run_cell,
+    training_statistics,
 )
 from began_plugin.launchers import LAUNCHERS, CellJob, run_jobs
 from began_plugin.registry import RegistryError
@@ -60,6 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-real", type=int, dest="num_real")
     parser.add_argument(
         "--eval-every", type=int, dest="eval_every", help="also measure FID every N training steps (metric_curve.png)"
+    )
+    parser.add_argument(
+        "--sweep",
+        help="rows of one hyper-parameter's values, e.g. began:gamma=0.3,0.5,0.7 (replaces the preset's rows; "
+        "--models adds rows beside them); collect plots HPARAM_tradeoff.png",
     )
     parser.add_argument("--kid-subset-size", type=int, dest="kid_subset_size")
     parser.add_argument("--network", help=f"feature network: one of {list(metrics.NETWORK_NAMES)}")
@@ -94,9 +105,10 @@ def main(argv: list[str] | None = None) -> int:
             )
             cache = Path(args.cache_dir) if args.cache_dir else out / "cache"
             coverage = coverage_inputs(protocol, cache, device)
+            training = training_statistics(protocol, network, cache, device, real_stats)  # for memorisation
             if args.launcher == "local":
                 for model, seed in tqdm(cells, desc="cells", file=sys.stderr):
-                    run_cell(protocol, model, seed, out, network, device, real_stats, coverage)
+                    run_cell(protocol, model, seed, out, network, device, real_stats, coverage, training)
             else:  # the statistics and the classifier are in the cache now: every job reads them from there
                 jobs = [
                     CellJob(

@@ -73,6 +73,8 @@ def test_table_keys_are_the_columns_in_order():
         "recall",
         "density",
         "coverage",
+        "memorisation_ratio",
+        "convergence_spearman",
     ]
 
 
@@ -102,8 +104,16 @@ def test_ranking_and_header_rules_of_every_column():
         "recall",
         "density",
         "coverage",
+        "memorisation_ratio",
+        "convergence_spearman",
     }
-    assert {k for k, s in specs.items() if not s.ranked} == {"confident_fraction", "manifold_fraction"}
+    # shown, never bolded: neither end of memorisation_ratio is best, and convergence_spearman rates a model's measure
+    assert {k for k, s in specs.items() if not s.ranked} == {
+        "confident_fraction",
+        "manifold_fraction",
+        "memorisation_ratio",
+        "convergence_spearman",
+    }
     assert {k for k, s in specs.items() if s.tie_bolds_none} == {
         "classes_covered",
         "class_kl",
@@ -133,7 +143,7 @@ def test_ranking_and_header_rules_of_every_column():
 
 def test_every_exported_key_constant_has_a_spec_and_only_the_crosschecks_are_not_columns():
     constants = {name: getattr(M, name) for name in M.__all__ if name.startswith("KEY_")}
-    assert len(constants) == 16 + 4  # + the unverified-weights keys
+    assert len(constants) == 16 + 4 + 2  # + the unverified-weights keys, memorisation and convergence
     for name, key in constants.items():
         assert M.metric_spec(key).key == key, name
     columns = set(M.table_keys())

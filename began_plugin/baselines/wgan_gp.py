@@ -36,6 +36,7 @@ class WGANGP(DCGAN):
 
     n_critic = 5
     simultaneous = False
+    convergence_measure = "wasserstein"  # the critic's estimate E[D(x)] - E[D(G(z))], as logged
 
     def _build_discriminator(self) -> nn.Module:
         return DCGANDiscriminator(self.image_size, self.channels, self.hparams.width, batch_norm=False)

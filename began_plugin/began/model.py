@@ -224,6 +224,7 @@ class BEGAN(GANModel):
     n_critic = 1
     simultaneous = True
     curves = {"k": "k_t", "M_global": "M_global (convergence measure)"}
+    convergence_measure = "M_global"  # §3.4.1, of the process-averaged losses (derived_logs)
 
     def __init__(self, image_size: int = 64, channels: int = 3, **hparams) -> None:
         super().__init__(image_size, channels, **hparams)

@@ -11,7 +11,9 @@ streaming :class:`FeatureStatistics` (:func:`images_to_statistics`; real-data on
 data (:mod:`began_plugin.metrics.coverage`: samples confidently classified *and* inside the real manifold)
 and, for every dataset, improved precision/recall (:mod:`began_plugin.metrics.precision_recall`) with
 density/coverage (:mod:`began_plugin.metrics.density_coverage`; :func:`feature_space_metrics` gives all
-four). Every result key is declared once, with how it is ranked and shown, in
+four). Memorisation (:mod:`began_plugin.metrics.memorisation`) compares the generated images' nearest-training-image
+distances with held-out real images'; :mod:`began_plugin.metrics.convergence` rank-correlates a model's own
+convergence measure with FID along training. Every result key is declared once, with how it is ranked and shown, in
 :mod:`began_plugin.metrics.registry`; content hashes and cache keys are in :mod:`began_plugin.metrics.hashing`.
 
 The function :func:`precision_recall` shadows its module's name on this package, so read the module's other
@@ -47,6 +49,7 @@ from began_plugin.metrics.compute import (
     compute_metrics,
     metric_keys,
 )
+from began_plugin.metrics.convergence import KEY_CONVERGENCE_SPEARMAN
 from began_plugin.metrics.coverage import (
     KEY_CLASS_KL,
     KEY_CLASSES_COVERED,
@@ -85,6 +88,7 @@ from began_plugin.metrics.hashing import file_sha256, json_sha256, state_dict_sh
 from began_plugin.metrics.images import to_uint8_rgb
 from began_plugin.metrics.isc import logits_score
 from began_plugin.metrics.kid import kernel_distance
+from began_plugin.metrics.memorisation import KEY_MEMORISATION_RATIO, memorisation_metrics
 from began_plugin.metrics.precision_recall import KEY_PRECISION, KEY_RECALL, precision_recall, precision_recall_metrics
 from began_plugin.metrics.registry import (
     MetricSpec,
@@ -100,9 +104,11 @@ __all__ = [
     "KEY_CLASS_KL",
     "KEY_CLASSES_COVERED",
     "KEY_CONFIDENT_FRACTION",
+    "KEY_CONVERGENCE_SPEARMAN",
     "KEY_COVERAGE",
     "KEY_DENSITY",
     "KEY_MANIFOLD_FRACTION",
+    "KEY_MEMORISATION_RATIO",
     "KEY_PRECISION",
     "KEY_RECALL",
     "NETWORK_COVERAGE",
@@ -110,6 +116,7 @@ __all__ = [
     "density_and_coverage",
     "feature_space_metrics",
     "load_or_train_classifier",
+    "memorisation_metrics",
     "precision_recall",
     "precision_recall_metrics",
     "MetricSpec",
