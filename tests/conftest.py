@@ -14,3 +14,12 @@ SMALL_HPARAMS = {
 def _threads():
     torch.set_num_threads(2)
     yield
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for in-process runs, as the subprocesses get (OMP_NUM_THREADS=1): 2 shared cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -64,12 +64,9 @@ def _dcgan(out, steps=6, **extra):
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
+def _one_thread(one_thread):
     """In-process runs use one thread, as the subprocesses do (OMP_NUM_THREADS=1): 2 shared cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
     yield
-    torch.set_num_threads(before)
 
 
 # -- helpers -------------------------------------------------------------------------------------

@@ -2,16 +2,15 @@
 
 import argparse
 import hashlib
-import importlib.util
 import json
 import shutil
-import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
+from test_compare import FAST, compare  # noqa: E402  (the harness CLI and its smoke-sized arguments)
 
 from began_plugin import harness
 from began_plugin.harness import PRESETS
@@ -19,27 +18,6 @@ from began_plugin.interface import optional_hook
 from began_plugin.metrics.convergence import measure_at_steps, spearman
 from began_plugin.metrics.memorisation import REFERENCE_HELD_OUT, REFERENCE_LEAVE_ONE_OUT, memorisation
 from began_plugin.registry import load_model
-
-ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("compare", ROOT / "benchmarks" / "compare.py")
-compare = importlib.util.module_from_spec(spec)
-sys.modules.setdefault("compare", compare)
-spec.loader.exec_module(compare)
-
-FAST = [
-    "--preset",
-    "smoke",
-    "--network",
-    "standin",
-    "--steps",
-    "4",
-    "--num-samples",
-    "60",
-    "--num-real",
-    "60",
-    "--kid-subset-size",
-    "30",
-]
 
 
 # -- memorisation on null inputs -----------------------------------------------------------------------------------
