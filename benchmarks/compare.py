@@ -90,7 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         help="where the cells run: here (local), as Slurm jobs through submitit (its local executor without "
         "Slurm), or as Ray tasks (RAY_ADDRESS, or a local Ray)",
     )
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help (0) or a bad argument, already said in one line (2)
+        return int(stop.code or 0)
     out = Path(args.out)
     try:
         protocol = build_protocol(args)
