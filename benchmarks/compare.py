@@ -3,8 +3,8 @@
     python benchmarks/compare.py --preset smoke --out DIR        # CI-sized, a few minutes on 2 cores
     python benchmarks/compare.py --preset cpu --out DIR          # embedded digits, several seeds
     python benchmarks/compare.py --preset cifar10 --out DIR --inception-weights pt_inception-2015-12-05.pth
-    python benchmarks/compare.py --preset mnist5k-gamma --out DIR   # BEGAN at gamma 0.3, 0.5, 0.7, 1.0
-    python benchmarks/compare.py --preset smoke --sweep began:gamma=0.3,0.7 --eval-every 10 --out DIR
+    python benchmarks/compare.py --preset mnist5k-gamma --out DIR   # BEGAN at γ 0.3, 0.5, 0.7, 1.0
+    python benchmarks/compare.py --preset smoke --sweep dcgan:width=16,32 --eval-every 10 --out DIR
 
 For each (model, seed) cell: train with the reference trainer (models reached through the
 ``gan_trainer.models`` registry, as any stranger's trainer would), generate N images from a
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--sweep",
-        help="rows of one hyper-parameter's values, e.g. began:gamma=0.3,0.5,0.7 (replaces the preset's rows; "
+        help="rows of one hyper-parameter's values, e.g. dcgan:width=16,32,64 (replaces the preset's rows; "
         "--models adds rows beside them); collect plots HPARAM_tradeoff.png",
     )
     parser.add_argument("--kid-subset-size", type=int, dest="kid_subset_size")
