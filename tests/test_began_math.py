@@ -364,3 +364,48 @@ def test_each_variant_is_off_by_default_and_named_when_on():
         on = {variant.hparam: 2 if variant.hparam == "pack" else 0.1}
         assert list(BEGAN.option_notes(on)) == [variant.name]
     assert sorted(BEGAN.option_notes({"pack": 2, "latent_constraint": 0.1})) == ["began-cs", "pacgan"]
+
+
+# -- model.elu=exp: the same function as nn.ELU, through exp -------------------------------------------------------
+def test_exp_elu_is_elu_by_hand_and_its_gradient_is_elus():
+    from began_plugin.began.model import ExpELU
+
+    x = torch.tensor([-20.0, -2.0, -1.0, -1e-3, 0.0, 1e-3, 0.5, 3.0], dtype=torch.float64, requires_grad=True)
+    # ELU(x) = x for x > 0, e^x - 1 otherwise; its derivative 1 for x > 0, e^x otherwise (e^0 = 1 at 0)
+    e = torch.e
+    by_hand = torch.tensor([e**-20 - 1, e**-2 - 1, e**-1 - 1, e**-1e-3 - 1, 0.0, 1e-3, 0.5, 3.0], dtype=torch.float64)
+    slope = torch.tensor([e**-20, e**-2, e**-1, e**-1e-3, 1.0, 1.0, 1.0, 1.0], dtype=torch.float64)
+    y = ExpELU()(x)
+    assert_close(y, by_hand, rtol=1e-12, atol=1e-15)
+    (g,) = torch.autograd.grad(y, x, torch.ones_like(y))
+    assert_close(g, slope, rtol=1e-12, atol=1e-15)
+    torch.autograd.gradcheck(lambda v: ExpELU()(v), (torch.randn(20, dtype=torch.float64, requires_grad=True),))
+
+
+def test_exp_elu_matches_nn_elu_to_float32_rounding_on_a_network_activation():
+    from began_plugin.began.model import ExpELU
+
+    x = torch.randn(4, 8, 16, 16, generator=torch.Generator().manual_seed(0)) * 3
+    a, b = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    ya, yb = torch.nn.ELU()(a), ExpELU()(b)
+    assert_close(yb, ya, rtol=0, atol=2e-7)  # e^x - 1 against expm1: one unit in the last place near 0
+    ya.backward(torch.ones_like(ya))
+    yb.backward(torch.ones_like(yb))
+    assert_close(b.grad, a.grad, rtol=0, atol=2e-7)
+
+
+def test_began_with_exp_elu_has_the_same_losses_and_refuses_an_unknown_elu():
+    torch.manual_seed(0)
+    ref = BEGAN(32, 1, n=8, h=8, z_dim=8)
+    torch.manual_seed(0)
+    fast = BEGAN(32, 1, n=8, h=8, z_dim=8, elu="exp")
+    fast.load_state_dict(ref.state_dict())  # an ELU has no parameters: checkpoints move between the two
+    real = torch.rand(4, 1, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    torch.manual_seed(2)
+    (d_ref, g_ref) = ref.losses(real)
+    torch.manual_seed(2)
+    (d_fast, g_fast) = fast.losses(real)
+    assert_close(d_fast.loss, d_ref.loss, rtol=1e-5, atol=1e-6)
+    assert_close(g_fast.loss, g_ref.loss, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="elu='expm1' is not one of"):
+        BEGAN(32, 1, n=8, h=8, elu="expm1")

@@ -44,17 +44,52 @@ def _conv(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, 3, stride=stride, padding=1)
 
 
+class _ExpELUFunction(torch.autograd.Function):
+    """ELU(x) = max(x, exp(min(x, 0)) - 1): exact, since exp(x) - 1 >= x for every x, with equality only at 0.
+
+    Through ``exp`` rather than ``expm1``: in this torch build the CPU ``expm1`` kernel is about 10x slower
+    than ``exp`` (benchmarks/performance.py, the ELU row).  The two differ by float rounding only (at most
+    one unit in the last place near 0).  The gradient comes from the output: 1 where y > 0, y + 1 = exp(x)
+    elsewhere.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        y = torch.clamp_max(x, 0).exp_().sub_(1)
+        torch.maximum(x, y, out=y)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (y,) = ctx.saved_tensors
+        return grad * (torch.clamp_max(y, 0) + 1)
+
+
+class ExpELU(nn.Module):
+    """``nn.ELU()`` (alpha 1) computed through ``exp``; ``model.elu=exp`` selects it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _ExpELUFunction.apply(x)
+
+
+#: model.elu: which ELU implementation the networks use (the same function up to float rounding).
+ELUS = {"torch": nn.ELU, "exp": ExpELU}
+
+
 class Decoder(nn.Module):
     """h -> image: FC to 8x8xn, [conv-ELU, conv-ELU, upsample x2] per scale, conv to channels."""
 
-    def __init__(self, image_size: int, channels: int, n: int, h: int, skip: bool = False) -> None:
+    def __init__(
+        self, image_size: int, channels: int, n: int, h: int, skip: bool = False, elu: type[nn.Module] = nn.ELU
+    ) -> None:
         super().__init__()
         self.n, self.skip = n, skip
         self.fc = nn.Linear(h, 8 * 8 * n)
         blocks = []
         for i in range(_scales(image_size)):
             cin = 2 * n if (skip and i > 0) else n
-            blocks.append(nn.Sequential(_conv(cin, n), nn.ELU(), _conv(n, n), nn.ELU()))
+            blocks.append(nn.Sequential(_conv(cin, n), elu(), _conv(n, n), elu()))
         self.blocks = nn.ModuleList(blocks)
         self.to_image = _conv(n, channels)
 
@@ -73,15 +108,15 @@ class Decoder(nn.Module):
 class Encoder(nn.Module):
     """image -> h: conv to n, [conv-ELU, conv-ELU, stride-2 conv to the next width] per scale, FC."""
 
-    def __init__(self, image_size: int, channels: int, n: int, h: int) -> None:
+    def __init__(self, image_size: int, channels: int, n: int, h: int, elu: type[nn.Module] = nn.ELU) -> None:
         super().__init__()
         scales = _scales(image_size)
-        layers: list[nn.Module] = [_conv(channels, n), nn.ELU()]
+        layers: list[nn.Module] = [_conv(channels, n), elu()]
         for level in range(1, scales + 1):
             width = n * level
-            layers += [_conv(width, width), nn.ELU(), _conv(width, width), nn.ELU()]
+            layers += [_conv(width, width), elu(), _conv(width, width), elu()]
             if level < scales:
-                layers += [_conv(width, n * (level + 1), stride=2), nn.ELU()]
+                layers += [_conv(width, n * (level + 1), stride=2), elu()]
         self.features = nn.Sequential(*layers)
         self.fc = nn.Linear(8 * 8 * n * scales, h)
 
@@ -92,10 +127,12 @@ class Encoder(nn.Module):
 class AutoencoderDiscriminator(nn.Module):
     """D(v) = decoder(encoder(v)): returns the reconstruction of v."""
 
-    def __init__(self, image_size: int, channels: int, n: int, h: int, skip: bool = False) -> None:
+    def __init__(
+        self, image_size: int, channels: int, n: int, h: int, skip: bool = False, elu: type[nn.Module] = nn.ELU
+    ) -> None:
         super().__init__()
-        self.encoder = Encoder(image_size, channels, n, h)
-        self.decoder = Decoder(image_size, channels, n, h, skip)
+        self.encoder = Encoder(image_size, channels, n, h, elu)
+        self.decoder = Decoder(image_size, channels, n, h, skip, elu)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(x))
@@ -214,6 +251,7 @@ class BEGAN(GANModel):
         lr_decay_window: int = 1000  # steps averaged per M_global measurement
         lr_decay_patience: int = 3  # windows without improvement before halving
         init: str = "xavier"  # xavier | kaiming | pytorch (see init_weights_)
+        elu: str = "torch"  # torch (nn.ELU) | exp (ExpELU: the same function, several times faster on CPUs)
         # Named variants, not the paper's algorithm (began_plugin.began.variants); the values turn them off.
         latent_constraint: float = 0.0  # BEGAN-CS: alpha (its authors: 0.1); needs h == z_dim
         pack: int = 1  # PacGAN: images per pack (its authors: 2 to 4); h stays the embedding per image
@@ -250,9 +288,17 @@ class BEGAN(GANModel):
                 f"BEGAN-CS (latent_constraint={hp.latent_constraint}) compares the discriminator's embedding with z, "
                 f"so h must equal z_dim, got h={hp.h} and z_dim={hp.z_dim}; set model.h={hp.z_dim}."
             )
-        self.generator = Decoder(image_size, channels, hp.n, hp.z_dim, hp.skip)
+        if hp.elu not in ELUS:
+            raise ValueError(
+                f"BEGAN elu={hp.elu!r} is not one of {sorted(ELUS)}; use torch (nn.ELU, the default) or exp "
+                f"(the same function through exp, faster on CPUs)."
+            )
+        elu = ELUS[hp.elu]
+        self.generator = Decoder(image_size, channels, hp.n, hp.z_dim, hp.skip, elu)
         # with packing (model.pack > 1) D auto-encodes pack images at once, through pack * h numbers
-        self.discriminator = AutoencoderDiscriminator(image_size, channels * hp.pack, hp.n, hp.h * hp.pack, hp.skip)
+        self.discriminator = AutoencoderDiscriminator(
+            image_size, channels * hp.pack, hp.n, hp.h * hp.pack, hp.skip, elu
+        )
         init_weights_(self.generator, hp.init)
         init_weights_(self.discriminator, hp.init)
         self.loss = BEGANLoss(gamma=hp.gamma, eta=hp.eta)

@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    from began_plugin.training.loop import StoppedAtOnce, TrainingDiverged, train
+    from began_plugin.training.loop import StoppedAtOnce, TrainingDiverged, stopped_at_once, train
 
     cfg = None
     try:
@@ -49,7 +49,15 @@ def main(argv: list[str] | None = None) -> int:
         note = preset_note(cfg)
         if note:
             print(f"gan-train: {note}.", flush=True)
-        result = train(cfg, argv=["gan-train", *args])
+        try:
+            result = train(cfg, argv=["gan-train", *args])
+        except BaseException:
+            # A second stop signal may land inside C++ (torch.save's writer), which re-raises it as
+            # another exception: once one came, whatever ends the run is that stop.
+            signum = stopped_at_once()
+            if signum is not None:
+                raise StoppedAtOnce(signum) from None
+            raise
     except (ConfigError, RegistryError, DataError, CheckpointError, TrainingDiverged) as exc:
         print(f"gan-train: error: {exc}", file=sys.stderr)
         return 2 if not isinstance(exc, TrainingDiverged) else 3

@@ -193,6 +193,17 @@ class StoppedAtOnce(KeyboardInterrupt):
         self.signal = signum
 
 
+#: The signal that stopped the latest run at once (see ``_StopRequest``), or None.
+_stopped_at_once: int | None = None
+
+
+def stopped_at_once() -> int | None:
+    """The second stop signal of the latest run, if one came: whatever exception then ends ``train``
+    (``StoppedAtOnce`` itself, or what a library made of it when it landed inside C++ code such as
+    ``torch.save``) is that stop, and the host reports it as such."""
+    return _stopped_at_once
+
+
 class _StopRequest:
     """A stop signal asks the loop to finish the step, checkpoint and exit; a second one stops at once."""
 
@@ -201,6 +212,8 @@ class _StopRequest:
         self._previous: dict[int, Any] = {}
 
     def __enter__(self):
+        global _stopped_at_once
+        _stopped_at_once = None
         for sig in STOP_SIGNALS:
             try:
                 self._previous[sig] = signal.signal(sig, self._handle)
@@ -209,7 +222,9 @@ class _StopRequest:
         return self
 
     def _handle(self, signum, frame) -> None:
+        global _stopped_at_once
         if self.signal is not None:  # a second signal stops at once (every file on disk stays whole)
+            _stopped_at_once = signum
             raise StoppedAtOnce(signum)
         self.signal = signum
 
