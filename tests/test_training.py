@@ -99,6 +99,20 @@ def test_resume_refuses_a_changed_config_and_lists_each_difference(tmp_path, cap
     assert ((out / "config.json").read_bytes(), (out / "checkpoints" / "latest.pt").read_bytes()) == before
 
 
+def test_a_run_recorded_before_a_hyper_parameter_existed_resumes_as_its_default(tmp_path, capsys):
+    # An older version wrote no model_hparams.elu: that is elu's default, not a change, so the run
+    # resumes; a real change of the new key is still refused.
+    out = tmp_path / "run"
+    assert main(_args("began", out, steps=2)) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["model_hparams"].pop("elu") == "torch"
+    (out / "config.json").write_text(json.dumps(cfg))
+    assert main(_args("began", out, steps=4, resume="true", **{"model.elu": "exp"})) == 2
+    assert "model_hparams.elu: 'torch' -> 'exp'" in capsys.readouterr().err
+    assert main(_args("began", out, steps=4, resume="true")) == 0
+    assert _weights(out)["step"] == 4
+
+
 def test_refuses_to_write_into_another_run_without_resume(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(_args("dcgan", out, steps=2)) == 0

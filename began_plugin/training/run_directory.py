@@ -45,12 +45,34 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _model_defaults(model: Any) -> dict[str, Any]:
+    """``model_hparams.NAME: default`` for the model's hyper-parameters: one added by a later version
+    (e.g. BEGAN's ``elu``) is absent from an older run's record and counts as its default."""
+    import dataclasses
+
+    from began_plugin.registry import RegistryError, load_model
+
+    try:
+        hparams = load_model(model).Hparams if isinstance(model, str) else None
+    except (RegistryError, AttributeError):
+        return {}
+    if not dataclasses.is_dataclass(hparams):
+        return {}
+    return {
+        f"model_hparams.{f.name}": f.default
+        for f in dataclasses.fields(hparams)
+        if f.default is not dataclasses.MISSING
+    }
+
+
 def config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """``key: old -> new`` for each key that differs; a key an older version did not write counts as its default."""
     from began_plugin.training.config import TrainConfig, to_dict
 
     defaults = {k: v for k, v in _flatten(to_dict(TrainConfig())).items() if v != {}}
-    a, b = {**defaults, **_flatten(old)}, _flatten(new)
+    b = _flatten(new)
+    later = {k: v for k, v in _model_defaults(new.get("model")).items() if k in b}
+    a = {**defaults, **later, **_flatten(old)}
     return [
         f"{k}: {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}"
         for k in sorted(set(a) | set(b))
