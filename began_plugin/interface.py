@@ -14,7 +14,11 @@ parts; a third party may subclass it or provide the same names on its own
 
 ``Hparams``
     A dataclass of the model's hyper-parameters with their defaults (one source of
-    defaults: the CLI's ``model.<key>=`` overrides and ``--help`` read it).
+    defaults: the CLI's ``model.<key>=`` overrides and ``--help`` read it).  A field
+    added in a later version is absent from older runs' records, which then count as
+    trained with its default; a field whose default changed (or a new one whose old
+    behaviour is not the default) says what the older runs used with
+    ``field(default=NEW, metadata={"absent": OLD})``, so they resume as they were made.
 ``supported_image_sizes``
     Tuple of square image sizes the architecture builds for.
 ``__init__(image_size, channels, **hparams)``

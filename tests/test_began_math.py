@@ -396,10 +396,14 @@ def test_exp_elu_matches_nn_elu_to_float32_rounding_on_a_network_activation():
 
 def test_began_with_exp_elu_has_the_same_losses_and_refuses_an_unknown_elu():
     torch.manual_seed(0)
-    ref = BEGAN(32, 1, n=8, h=8, z_dim=8)
+    ref = BEGAN(32, 1, n=8, h=8, z_dim=8, elu="torch")
     torch.manual_seed(0)
-    fast = BEGAN(32, 1, n=8, h=8, z_dim=8, elu="exp")
+    fast = BEGAN(32, 1, n=8, h=8, z_dim=8)  # the default, elu=exp
     fast.load_state_dict(ref.state_dict())  # an ELU has no parameters: checkpoints move between the two
+    from began_plugin.began.model import ExpELU
+
+    assert {type(m) for m in ref.modules()} & {ExpELU, torch.nn.ELU} == {torch.nn.ELU}
+    assert {type(m) for m in fast.modules()} & {ExpELU, torch.nn.ELU} == {ExpELU}
     real = torch.rand(4, 1, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
     torch.manual_seed(2)
     (d_ref, g_ref) = ref.losses(real)

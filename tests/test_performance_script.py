@@ -89,6 +89,18 @@ def test_performance_script_smallest_path(tmp_path, capsys):
     assert all(m["count"] == m["n"] and m["peak_rss_mb"] > 0 for m in res["memory"])
     for row in res["rows"]:
         assert set(row) == {"measurement", "ours", "peer", "ratio", "target", "met"}
+    # --render prints the saved run's table again, measuring nothing
+    assert perf.main(["--render", str(out)]) == 0
+    assert capsys.readouterr().out.split("\n\n")[0] == table.split("\n\n")[0]
+
+
+def test_render_refuses_a_file_that_is_not_a_saved_run(tmp_path, capsys):
+    perf = _load()
+    bad = tmp_path / "perf.json"
+    bad.write_text('{"rows": ')
+    assert perf.main(["--render", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is not a JSON file written by --out" in err
 
 
 @pytest.mark.slow  # two tiny BEGAN steps per side under the profiler

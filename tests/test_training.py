@@ -62,7 +62,7 @@ def test_every_registered_model_trains_through_the_cli(name, tmp_path):
     "name, host",
     [
         ("began", {}),
-        ("began", {"model.elu": "exp"}),
+        ("began", {"model.elu": "torch"}),
         ("wgan_gp", {}),
         ("dcgan", {"ema_decay": 0.9, "lr_anneal": 0.5}),
     ],
@@ -107,18 +107,37 @@ def test_resume_refuses_a_changed_config_and_lists_each_difference(tmp_path, cap
     assert ((out / "config.json").read_bytes(), (out / "checkpoints" / "latest.pt").read_bytes()) == before
 
 
-def test_a_run_recorded_before_a_hyper_parameter_existed_resumes_as_its_default(tmp_path, capsys):
-    # An older version wrote no model_hparams.elu: that is elu's default, not a change, so the run
-    # resumes; a real change of the new key is still refused.
+def test_a_run_recorded_before_a_hyper_parameter_existed_resumes_as_it_was_trained(tmp_path, capsys):
+    # An older version wrote no model_hparams.elu and used nn.ELU: the key's metadata says so
+    # (absent = torch), so that run resumes with model.elu=torch, and a resume under today's default
+    # (exp) is a change, refused and named.
     out = tmp_path / "run"
-    assert main(_args("began", out, steps=2)) == 0
+    assert main(_args("began", out, steps=2, **{"model.elu": "torch"})) == 0
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["model_hparams"].pop("elu") == "torch"
     (out / "config.json").write_text(json.dumps(cfg))
-    assert main(_args("began", out, steps=4, resume="true", **{"model.elu": "exp"})) == 2
+    assert main(_args("began", out, steps=4, resume="true")) == 2
     assert "model_hparams.elu: 'torch' -> 'exp'" in capsys.readouterr().err
-    assert main(_args("began", out, steps=4, resume="true")) == 0
+    assert main(_args("began", out, steps=4, resume="true", **{"model.elu": "torch"})) == 0
     assert _weights(out)["step"] == 4
+
+
+def test_a_key_without_absent_metadata_reads_as_its_default_in_an_older_record():
+    from began_plugin.training.config import TrainConfig, to_dict
+    from began_plugin.training.run_directory import config_differences
+
+    base = {**to_dict(TrainConfig()), "model": "began"}
+    new = {**base, "model_hparams": {"elu": "exp", "pull_away": 0.0}}
+    # pull_away has no "absent" metadata: an older record without it was trained at its default, 0.0
+    assert config_differences({**base, "model_hparams": {"elu": "exp"}}, new) == []
+    changed = {**base, "model_hparams": {"elu": "exp", "pull_away": 0.1}}
+    assert config_differences({**base, "model_hparams": {"elu": "exp"}}, changed) == [
+        "model_hparams.pull_away: 0.0 -> 0.1"
+    ]
+    # elu's metadata says absent = torch
+    assert config_differences({**base, "model_hparams": {"pull_away": 0.0}}, new) == [
+        "model_hparams.elu: 'torch' -> 'exp'"
+    ]
 
 
 def test_refuses_to_write_into_another_run_without_resume(tmp_path, capsys):

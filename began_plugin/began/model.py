@@ -251,7 +251,9 @@ class BEGAN(GANModel):
         lr_decay_window: int = 1000  # steps averaged per M_global measurement
         lr_decay_patience: int = 3  # windows without improvement before halving
         init: str = "xavier"  # xavier | kaiming | pytorch (see init_weights_)
-        elu: str = "torch"  # torch (nn.ELU) | exp (ExpELU: the same function, several times faster on CPUs)
+        # exp (ExpELU: nn.ELU's function through exp, several times faster on CPUs) | torch (nn.ELU); runs recorded
+        # before the key existed used nn.ELU, so its absence reads as torch (interface.py, Hparams)
+        elu: str = dataclasses.field(default="exp", metadata={"absent": "torch"})
         # Named variants, not the paper's algorithm (began_plugin.began.variants); the values turn them off.
         latent_constraint: float = 0.0  # BEGAN-CS: alpha (its authors: 0.1); needs h == z_dim
         pack: int = 1  # PacGAN: images per pack (its authors: 2 to 4); h stays the embedding per image
@@ -290,8 +292,8 @@ class BEGAN(GANModel):
             )
         if hp.elu not in ELUS:
             raise ValueError(
-                f"BEGAN elu={hp.elu!r} is not one of {sorted(ELUS)}; use torch (nn.ELU, the default) or exp "
-                f"(the same function through exp, faster on CPUs)."
+                f"BEGAN elu={hp.elu!r} is not one of {sorted(ELUS)}; use exp (the default: nn.ELU's function "
+                f"through exp, faster on CPUs) or torch (nn.ELU itself)."
             )
         elu = ELUS[hp.elu]
         self.generator = Decoder(image_size, channels, hp.n, hp.z_dim, hp.skip, elu)

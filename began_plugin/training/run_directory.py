@@ -46,8 +46,9 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _model_defaults(model: Any) -> dict[str, Any]:
-    """``model_hparams.NAME: default`` for the model's hyper-parameters: one added by a later version
-    (e.g. BEGAN's ``elu``) is absent from an older run's record and counts as its default."""
+    """``model_hparams.NAME: value`` that an older run's record without NAME was trained with: the field's
+    ``metadata["absent"]`` where it has one (BEGAN's ``elu``: ``torch``, the only ELU before the key existed),
+    else its default (interface.py, ``Hparams``)."""
     import dataclasses
 
     from began_plugin.registry import RegistryError, load_model
@@ -59,9 +60,9 @@ def _model_defaults(model: Any) -> dict[str, Any]:
     if not dataclasses.is_dataclass(hparams):
         return {}
     return {
-        f"model_hparams.{f.name}": f.default
+        f"model_hparams.{f.name}": f.metadata.get("absent", f.default)
         for f in dataclasses.fields(hparams)
-        if f.default is not dataclasses.MISSING
+        if "absent" in f.metadata or f.default is not dataclasses.MISSING
     }
 
 
