@@ -122,6 +122,21 @@ def test_a_run_recorded_before_a_hyper_parameter_existed_resumes_as_it_was_train
     assert _weights(out)["step"] == 4
 
 
+def test_a_run_recorded_before_elu_existed_samples_with_nn_elu(tmp_path):
+    from began_plugin.began.model import ExpELU
+    from began_plugin.training.sample import generate, load_run
+
+    out = tmp_path / "run"
+    assert main(_args("began", out, steps=2, **{"model.elu": "torch"})) == 0
+    before = generate(load_run(out), 4, seed=0)
+    cfg = json.loads((out / "config.json").read_text())
+    del cfg["model_hparams"]["elu"]
+    (out / "config.json").write_text(json.dumps(cfg))
+    model = load_run(out)
+    assert {type(m) for m in model.modules()} & {ExpELU, torch.nn.ELU} == {torch.nn.ELU}
+    torch.testing.assert_close(generate(model, 4, seed=0), before, rtol=0, atol=0)
+
+
 def test_a_key_without_absent_metadata_reads_as_its_default_in_an_older_record():
     from began_plugin.training.config import TrainConfig, to_dict
     from began_plugin.training.run_directory import config_differences

@@ -45,10 +45,8 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _model_defaults(model: Any) -> dict[str, Any]:
-    """``model_hparams.NAME: value`` that an older run's record without NAME was trained with: the field's
-    ``metadata["absent"]`` where it has one (BEGAN's ``elu``: ``torch``, the only ELU before the key existed),
-    else its default (interface.py, ``Hparams``)."""
+def _hparam_fields(model: Any) -> list:
+    """The dataclass fields of a registered model's ``Hparams`` ([] when the model or its Hparams is unknown)."""
     import dataclasses
 
     from began_plugin.registry import RegistryError, load_model
@@ -56,14 +54,28 @@ def _model_defaults(model: Any) -> dict[str, Any]:
     try:
         hparams = load_model(model).Hparams if isinstance(model, str) else None
     except (RegistryError, AttributeError):
-        return {}
-    if not dataclasses.is_dataclass(hparams):
-        return {}
+        return []
+    return list(dataclasses.fields(hparams)) if dataclasses.is_dataclass(hparams) else []
+
+
+def _model_defaults(model: Any) -> dict[str, Any]:
+    """``model_hparams.NAME: value`` that an older run's record without NAME was trained with: the field's
+    ``metadata["absent"]`` where it has one (BEGAN's ``elu``: ``torch``, the only ELU before the key existed),
+    else its default (interface.py, ``Hparams``)."""
+    import dataclasses
+
     return {
         f"model_hparams.{f.name}": f.metadata.get("absent", f.default)
-        for f in dataclasses.fields(hparams)
+        for f in _hparam_fields(model)
         if "absent" in f.metadata or f.default is not dataclasses.MISSING
     }
+
+
+def recorded_hparams(model: Any, hparams: dict[str, Any]) -> dict[str, Any]:
+    """A run's recorded ``model_hparams`` with each missing key that has ``absent`` metadata filled in: the
+    model an older run was trained as (BEGAN recorded without ``elu``: ``elu=torch``), not today's default."""
+    absent = {f.name: f.metadata["absent"] for f in _hparam_fields(model) if "absent" in f.metadata}
+    return {**absent, **hparams}
 
 
 def config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

@@ -19,7 +19,7 @@ from began_plugin.atomic_files import atomic_write
 from began_plugin.registry import RegistryError, create_model
 from began_plugin.training.checkpoint import CheckpointError, safe_load
 from began_plugin.training.config import ConfigError, parse_command
-from began_plugin.training.run_directory import read_config
+from began_plugin.training.run_directory import read_config, recorded_hparams
 
 USAGE = (
     "usage: gan-sample run=RUN_DIR out=FILE.npz|DIR [n=1000] [seed=0] [device=cpu] [average=true]; "
@@ -84,7 +84,10 @@ def load_run(run_dir: Path, device: str | torch.device = "cpu", average: bool = 
     state = safe_load(ckpt, map_location=device)
     try:
         model = create_model(
-            cfg["model"], image_size=cfg["image_size"], channels=int(cfg["image_channels"]), **cfg["model_hparams"]
+            cfg["model"],
+            image_size=cfg["image_size"],
+            channels=int(cfg["image_channels"]),
+            **recorded_hparams(cfg["model"], cfg["model_hparams"]),
         )
         model.load_state_dict(state["model"])
         if average and "generator_average" in state:

@@ -60,6 +60,19 @@ OVERRIDES: dict[str, dict] = {
         "pack": 2,
     },
 }
+# Second round (began_mnist5k.md, "Second round"): around the fast controller that alone drew digits in the first,
+# narrower networks for more steps in the same time, and one change at a time from preset_model.
+_FAST = {"gamma": 1.0, "lambda_k": 0.1, "latent_constraint": 0.1, "pack": 2}
+OVERRIDES.update(
+    {
+        "r2_n16_h8_nocs": {**OVERRIDES["preset_model"], "latent_constraint": 0.0},
+        "r2_n8_h8_lr5e-4": {**_FAST, "n": 8, "h": 8, "z_dim": 8, "lr": 5e-4},
+        "r2_n8_h16_lr5e-4": {**_FAST, "n": 8, "h": 16, "z_dim": 16, "lr": 5e-4},
+        "r2_n16_h16": {**OVERRIDES["preset_model"], "h": 16, "z_dim": 16},
+        "r2_lk0.01": {**OVERRIDES["preset_model"], "lambda_k": 0.01},
+        "r2_g0.7": {**OVERRIDES["preset_model"], "gamma": 0.7},
+    }
+)
 SETTINGS = {name: {**PAPER, **o} for name, o in OVERRIDES.items()}
 
 
