@@ -37,7 +37,7 @@ def _profile(fn, steps: int) -> dict[str, dict]:
 def profile_both(batch: int, steps: int, warmup: int = 2, n: int = 64, h: int = 64) -> dict:
     from began_plugin.training.step import train_step
 
-    model, opts = perf._build_ours(32, 3, n, h, 0)
+    model, opts = perf._build_ours(32, 3, n, h, 0, **perf.PEER_MODULES)  # the same computation on both sides
     real = torch.rand(batch, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
     with tempfile.TemporaryDirectory() as workdir:
         trainer = perf._build_torchgan(model, workdir)

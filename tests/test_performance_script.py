@@ -72,6 +72,7 @@ def test_performance_script_smallest_path(tmp_path, capsys):
         "ours_gflops",
         "torchgan_trainer_end_to_end_iterations",
         "ours_exp_elu_steps_per_s",
+        "ours_default_steps_per_s",
     ):
         assert key in tr
     assert tr["ours_flops_per_step"] > 0 and tr["torchgan_flops_per_step"] > 0
@@ -81,7 +82,8 @@ def test_performance_script_smallest_path(tmp_path, capsys):
     assert fid["fid_agrees_torch_fidelity"] and fid["fid_rel_diff_torch_fidelity"] <= fid["fid_rtol"] == 1e-4
     assert fid["ours_bf16"]["images_per_s"] > 0 and fid["bf16_fid_rel_drift"] >= 0
     measured = {r["measurement"] for r in res["rows"]}
-    assert any("model.elu=exp (steps/s" in m for m in measured)
+    assert any("batch 2, default (steps/s" in m for m in measured)
+    assert any("model.elu=exp model.cpu_micro_batch=0 (steps/s" in m for m in measured)
     assert any("achieved GFLOP/s; peer: torchgan" in m for m in measured)
     assert any("bf16 option" in m for m in measured)
     assert fid["ours"]["fid"] > 0 and fid["ours"]["images_per_s"] > 0 and fid["torch_fidelity"]["images_per_s"] > 0

@@ -63,6 +63,7 @@ def test_every_registered_model_trains_through_the_cli(name, tmp_path):
     [
         ("began", {}),
         ("began", {"model.elu": "torch"}),
+        ("began", {"model.cpu_micro_batch": 3}),
         ("wgan_gp", {}),
         ("dcgan", {"ema_decay": 0.9, "lr_anneal": 0.5}),
     ],

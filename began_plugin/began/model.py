@@ -254,6 +254,9 @@ class BEGAN(GANModel):
         # exp (ExpELU: nn.ELU's function through exp, several times faster on CPUs) | torch (nn.ELU); runs recorded
         # before the key existed used nn.ELU, so its absence reads as torch (interface.py, Hparams)
         elu: str = dataclasses.field(default="exp", metadata={"absent": "torch"})
+        # on CPU tensors, the training step runs each network over chunks of this many rows (0: the whole batch);
+        # every op of BEGAN's networks is per image, so the losses are the same function (docs/performance.md)
+        cpu_micro_batch: int = dataclasses.field(default=32, metadata={"absent": 0})
         # Named variants, not the paper's algorithm (began_plugin.began.variants); the values turn them off.
         latent_constraint: float = 0.0  # BEGAN-CS: alpha (its authors: 0.1); needs h == z_dim
         pack: int = 1  # PacGAN: images per pack (its authors: 2 to 4); h stays the embedding per image
@@ -289,6 +292,11 @@ class BEGAN(GANModel):
             raise ValueError(
                 f"BEGAN-CS (latent_constraint={hp.latent_constraint}) compares the discriminator's embedding with z, "
                 f"so h must equal z_dim, got h={hp.h} and z_dim={hp.z_dim}; set model.h={hp.z_dim}."
+            )
+        if hp.cpu_micro_batch < 0:
+            raise ValueError(
+                f"BEGAN cpu_micro_batch={hp.cpu_micro_batch} must be >= 0: 0 runs the whole batch at once, "
+                f"a positive value the CPU training step in chunks of that many images (the default is 32)."
             )
         if hp.elu not in ELUS:
             raise ValueError(
@@ -367,22 +375,31 @@ class BEGAN(GANModel):
         """PacGAN packing with this model's ``pack`` (identity for pack=1)."""
         return pack_images(images, self.hparams.pack)
 
+    def _in_chunks(self, network: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """``network(x)``, on the CPU over chunks of ``cpu_micro_batch`` rows: the same function, since no op of
+        BEGAN's networks mixes images, and faster there at large batches (smaller activations stay in cache)."""
+        size = self.hparams.cpu_micro_batch
+        if size == 0 or x.device.type != "cpu" or x.shape[0] <= size:
+            return network(x)
+        return torch.cat([network(part) for part in x.split(size)])
+
     def losses(self, real: torch.Tensor) -> tuple[LossOutput, LossOutput]:
         b = real.shape[0]
         z = self.sample_z(2 * b)  # [z_D; z_G], drawn independently as in eq. 4
         real = self.pack_images(real)
         p = real.shape[0]  # packs per half (b unless model.pack > 1)
         # L_D must not move G, so G(z_D) needs no graph; D sees [x, G(z_D)] in one call.
+        run = self._in_chunks
         with torch.no_grad():
-            fake_d = self.pack_images(self.generator(z[:b]))
-        code_d = self.discriminator.encoder(torch.cat([real, fake_d]))
-        recon_d = self.discriminator.decoder(code_d)
+            fake_d = self.pack_images(run(self.generator, z[:b]))
+        code_d = run(self.discriminator.encoder, torch.cat([real, fake_d]))
+        recon_d = run(self.discriminator.decoder, code_d)
         # L_G's graph reaches D's parameters; the host back-propagates it into G's only.
         # A separate D call keeps each backward over the rows its loss depends on
         # (one call over [x, G(z_D), G(z_G)] costs 1.5x the FLOPs for the same gradients).
-        fake_g = self.pack_images(self.generator(z[b:]))
-        code_g = self.discriminator.encoder(fake_g)
-        recon_g = self.discriminator.decoder(code_g)
+        fake_g = self.pack_images(run(self.generator, z[b:]))
+        code_g = run(self.discriminator.encoder, fake_g)
+        recon_g = run(self.discriminator.decoder, code_g)
         loss_d, loss_g, logs = self.loss(real, recon_d[:p], fake_d, recon_d[p:], fake_g, recon_g, self._k(real))
         if self.hparams.latent_constraint > 0:  # BEGAN-CS: only D's loss changes
             constraint = latent_constraint(code_d[p:], z[:b])
