@@ -847,6 +847,8 @@ def build_rows(res: dict) -> list[dict]:
         options = []
         if "default_run_s" in comp:
             options.append(("the defaults vs model.elu=torch model.cpu_micro_batch=0", "default_run_s", ""))
+        elif "exp_elu_run_s" in comp:  # a run saved before model.cpu_micro_batch: its option was the ELU alone
+            options.append(("model.elu=exp vs model.elu=torch, both model.cpu_micro_batch=0", "exp_elu_run_s", ""))
         options.append(
             (
                 "compile=true vs eager, both model.elu=torch model.cpu_micro_batch=0",
@@ -950,6 +952,17 @@ NOTES = [
 ]
 
 
+def _cpu_model() -> str | None:
+    """The CPU's model name (/proc/cpuinfo on Linux, else platform.processor()): the ratios depend on it."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
 def run(args) -> dict:
     torch.manual_seed(0)
     res: dict = {
@@ -959,6 +972,7 @@ def run(args) -> dict:
             "threads": torch.get_num_threads(),
             "cpu_count": os.cpu_count(),
             "platform": platform.platform(),
+            "cpu_model": _cpu_model(),
             "quick": bool(args.quick),
             "argv": sys.argv[1:],
             "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
