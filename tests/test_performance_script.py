@@ -117,3 +117,15 @@ def test_profile_step_compares_both_steps_op_by_op():
     )
     assert res["ours_total_ms"] > 0 and res["torchgan_total_ms"] > 0
     assert "| op | ours ms | torchgan ms |" in mod.markdown(res, top=5)
+
+
+@pytest.mark.slow  # two Inception passes over 2 images and one jit trace
+def test_profile_fid_times_the_preprocessing_share_and_checks_a_compiled_pass_against_eager(tmp_path):
+    spec = importlib.util.spec_from_file_location("profile_fid", ROOT / "benchmarks" / "profile_fid.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    res = mod.profile(images=2, reps=1, compilers=["jit"])
+    assert 0 < res["preprocess_s"] < res["eager_s"]
+    assert res["implementation"] == "eager-folded"
+    # the frozen trace computes the same features up to rounding (a wrong graph would be far off)
+    assert res["jit"]["rel_diff"] < 1e-4 and res["jit"]["pass_s"] > 0

@@ -64,6 +64,7 @@ def test_every_registered_model_trains_through_the_cli(name, tmp_path):
         ("began", {}),
         ("began", {"model.elu": "torch"}),
         ("began", {"model.cpu_micro_batch": 3}),
+        ("began", {"channels_last": "false"}),
         ("wgan_gp", {}),
         ("dcgan", {"ema_decay": 0.9, "lr_anneal": 0.5}),
     ],
@@ -154,6 +155,31 @@ def test_a_key_without_absent_metadata_reads_as_its_default_in_an_older_record()
     assert config_differences({**base, "model_hparams": {"pull_away": 0.0}}, new) == [
         "model_hparams.elu: 'torch' -> 'exp'"
     ]
+
+
+def test_a_host_key_with_absent_metadata_reads_as_it_in_an_older_record():
+    from began_plugin.training.config import TrainConfig, to_dict
+    from began_plugin.training.run_directory import config_differences
+
+    now = to_dict(TrainConfig())
+    assert now["channels_last"] is True
+    older = {k: v for k, v in now.items() if k != "channels_last"}
+    # runs were contiguous before channels_last existed: absent = False, so today's default is a change
+    assert config_differences(older, now) == ["channels_last: False -> True"]
+    assert config_differences(older, {**now, "channels_last": False}) == []
+    assert config_differences(now, now) == []
+
+
+def test_a_run_trained_contiguous_resumes_only_with_channels_last_false(tmp_path, capsys):
+    # every run before channels_last=true was the default recorded channels_last: false
+    out = tmp_path / "run"
+    assert main(_args("dcgan", out, steps=2, channels_last="false")) == 0
+    before = (out / "config.json").read_bytes(), (out / "checkpoints" / "latest.pt").read_bytes()
+    assert main(_args("dcgan", out, steps=4, resume="true")) == 2
+    assert "channels_last: False -> True" in capsys.readouterr().err
+    assert ((out / "config.json").read_bytes(), (out / "checkpoints" / "latest.pt").read_bytes()) == before
+    assert main(_args("dcgan", out, steps=4, resume="true", channels_last="false")) == 0
+    assert _weights(out)["step"] == 4
 
 
 def test_refuses_to_write_into_another_run_without_resume(tmp_path, capsys):
@@ -253,7 +279,7 @@ def test_two_process_gloo_run_keeps_k_identical_on_every_rank(tmp_path):
     assert json.loads((out / "config.json").read_text())["world_size"] == 2
 
 
-@pytest.mark.parametrize("switch", ["precision=bf16", "channels_last=true"])
+@pytest.mark.parametrize("switch", ["precision=bf16", "channels_last=false"])
 def test_speed_switches_train_on_the_cpu(switch, tmp_path):
     out = tmp_path / "run"
     assert main(_args("began", out, steps=2) + [switch]) == 0

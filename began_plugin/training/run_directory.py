@@ -79,10 +79,15 @@ def recorded_hparams(model: Any, hparams: dict[str, Any]) -> dict[str, Any]:
 
 
 def config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """``key: old -> new`` for each key that differs; a key an older version did not write counts as its default."""
+    """``key: old -> new`` for each key that differs; a key an older version did not write counts as its default
+    (or as its field's ``absent`` metadata, where it has one)."""
+    import dataclasses
+
     from began_plugin.training.config import TrainConfig, to_dict
 
     defaults = {k: v for k, v in _flatten(to_dict(TrainConfig())).items() if v != {}}
+    # a host key with ``absent`` metadata (channels_last) counts as what runs were trained with before it existed
+    defaults.update({f.name: f.metadata["absent"] for f in dataclasses.fields(TrainConfig) if "absent" in f.metadata})
     b = _flatten(new)
     later = {k: v for k, v in _model_defaults(new.get("model")).items() if k in b}
     a = {**defaults, **later, **_flatten(old)}
