@@ -1,7 +1,7 @@
 """Which BEGAN settings draw MNIST at DCGAN's wall time?  The study behind ``began_mnist5k.md`` beside this script.
 
     python benchmarks/experiments/began_mnist5k.py --out DIR [--only NAME,...] [--num-samples 2000]
-                                                   [--cache-dir DIR] [--seeds 0]
+                                                   [--cache-dir DIR] [--seeds 0] [--collect]
 
 A research script, not the product. Every setting is a row of the harness's ``mnist5k`` protocol (the paper's
 BEGAN, ``began`` row, with the setting's overrides; the protocol's host features, none, for every row alike)
@@ -71,6 +71,9 @@ OVERRIDES.update(
         "r2_n16_h16": {**OVERRIDES["preset_model"], "h": 16, "z_dim": 16},
         "r2_lk0.01": {**OVERRIDES["preset_model"], "lambda_k": 0.01},
         "r2_g0.7": {**OVERRIDES["preset_model"], "gamma": 0.7},
+        # after the first rows of the second round (the wider embedding drew better): wider still, and gamma 0.7
+        "r2_n8_h32_lr5e-4": {**_FAST, "n": 8, "h": 32, "z_dim": 32, "lr": 5e-4},
+        "r2_n8_h16_lr5e-4_g0.7": {**_FAST, "n": 8, "h": 16, "z_dim": 16, "lr": 5e-4, "gamma": 0.7},
     }
 )
 SETTINGS = {name: {**PAPER, **o} for name, o in OVERRIDES.items()}
@@ -117,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--timing-steps", type=int, default=5)
     parser.add_argument("--cache-dir", type=Path)
+    parser.add_argument("--collect", action="store_true", help="write the tables of the finished cells; train nothing")
     args = parser.parse_args(argv)
     names = args.only.split(",") if args.only else list(SETTINGS)
     unknown = [n for n in names if n not in SETTINGS]
@@ -130,6 +134,13 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     record_path = args.out / "study.json"
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    if args.collect and set(names) - set(record.get("steps", {})):
+        print(
+            f"began_mnist5k.py: error: {args.out} has no timing for {sorted(set(names) - set(record.get('steps', {})))}; "
+            "collect the names it ran (--only).",
+            file=sys.stderr,
+        )
+        return 2
     if set(names) - set(record.get("steps", {})):  # time the settings not timed yet (a rerun keeps the first timing)
         timed = budget_steps(names, base, args.timing_steps)
         record = {**timed, "steps": {**record.get("steps", {}), **timed["steps"]}, "threads": torch.get_num_threads()}
@@ -144,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
         model_hparams={f"began-{n}": SETTINGS[n] for n in names},
         settings_note="began_mnist5k.py screening: each BEGAN row's steps take DCGAN's wall time (study.json).",
     )
+    if args.collect:
+        print(collect(args.out, protocol, None))
+        return 0
     device = torch.device("cpu")
     cache = args.cache_dir or args.out / "cache"
     network = metrics.load_feature_network(protocol.network, device=device)
