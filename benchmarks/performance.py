@@ -966,10 +966,11 @@ NOTES = [
     "image logger raises TypeError (torchvision.utils.make_grid no longer takes range=): see "
     "torchgan_trainer_end_to_end_error / _iterations.",
     "Training rows: by default BEGAN computes ELU through exp (model.elu=exp) and runs each network over chunks "
-    "of 32 images on the CPU (model.cpu_micro_batch=32); the peer runs the same architecture with nn.ELU over "
-    "whole batches, so the default rows' gain over torchgan is those two, the model.elu=exp "
-    "model.cpu_micro_batch=0 row isolates the ELU's share, and the model.elu=torch model.cpu_micro_batch=0 rows "
-    "compare the two trainers on the same computation.",
+    "of 32 images on the CPU (model.cpu_micro_batch=32), and the trainer keeps model and batches channels-last "
+    "(channels_last=true); the peer runs the same architecture with nn.ELU over whole contiguous batches, so the "
+    "default rows' gain over torchgan is those three, the model.elu=exp model.cpu_micro_batch=0 row (contiguous) "
+    "isolates the ELU's share, and the model.elu=torch model.cpu_micro_batch=0 rows (contiguous) compare the two "
+    "trainers on the same computation.",
     "FID: torch-fidelity's time includes loading the network, both feature passes and the Fréchet step, as ours "
     "does. pytorch-fid's InceptionV3 gets the same weights (default_1.pt mapped to its state dict, features "
     "equal to ~1e-6); its FID differs from ours by its different resize and input scaling, so only its Fréchet "
