@@ -55,7 +55,7 @@ class TrainConfig:
     precision: str = "fp32"  # fp32 | bf16 (autocast)
     compile: bool = False  # torch.compile the generator and discriminator
     # Channels-last memory for the model and its batches (the same function, other float rounding): faster on the
-    # CPU for every registered model (docs/performance.md). A run recorded before it was the default used False.
+    # CPU for BEGAN and DCGAN, neutral for WGAN-GP (docs/performance.md). Runs recorded before it existed: False.
     channels_last: bool = field(default=True, metadata={"absent": False})
     # Host features for every model (training/ema.py, training/lr_schedule.py); not in any model's paper.
     ema_decay: float = 0.0  # samples from a moving average of G's weights with this decay; 0: from G
