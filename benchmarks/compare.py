@@ -10,7 +10,7 @@ For each (model, seed) cell: train with the reference trainer (models reached th
 ``gan_trainer.models`` registry, as any stranger's trainer would), generate N images from a
 seeded z, compute metrics with a named feature network, and write the cell's result file
 atomically.  Rerunning the command skips finished cells and resumes unfinished training;
-``--cells began:0,dcgan:1`` runs a subset (several machines can share DIR); ``--collect``
+``--cells dcgan:0,wgan_gp:1`` runs a subset (several machines can share DIR); ``--collect``
 builds the tables from whatever cells exist.  Outputs in DIR: results.jsonl, table.md,
 table.csv, table.tex, samples.png, curves.png (each model's own curves), memorisation.png (the
 generated images nearest a training image), with --eval-every metric_curve.png and
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         help="path to the Inception weights (network inception); only the standard file (by SHA-256) gives keys named FID/KID/IS",
     )
     parser.add_argument("--data-root", dest="data_root", help="where torchvision datasets live")
-    parser.add_argument("--cells", help="run only these cells, e.g. began:0,dcgan:1")
+    parser.add_argument("--cells", help="run only these cells, ROW:SEED,... (e.g. dcgan:0,wgan_gp:1)")
     parser.add_argument("--collect", action="store_true", help="only build the tables from the finished cells")
     parser.add_argument("--cache-dir", help="real-statistics cache (default: OUT/cache)")
     parser.add_argument("--device", default="auto")

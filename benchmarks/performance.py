@@ -303,11 +303,9 @@ def bench_compile(steps_timed: int = 20, warmup: int = 3) -> dict:
     real = torch.rand(cfg.batch_size, 1, cfg.image_size, cfg.image_size, generator=torch.Generator().manual_seed(0))
     real = real * 2 - 1
 
-    def build(channels_last=False, **extra):
+    def build(**extra):
         torch.manual_seed(0)
         model = create_model(cfg.model, image_size=cfg.image_size, channels=1, **{**cfg.model_hparams, **extra})
-        if channels_last:
-            model.to(memory_format=torch.channels_last)
         return model, model.configure_optimizers()
 
     def timed(model, opts, batch, n):
@@ -333,8 +331,8 @@ def bench_compile(steps_timed: int = 20, warmup: int = 3) -> dict:
     model, opts = build()
     timed(model, opts, real, warmup)
     contiguous_s = timed(model, opts, real, steps_timed)
-    model, opts = build(channels_last=cfg.channels_last)
-    real_default = real.contiguous(memory_format=torch.channels_last) if cfg.channels_last else real
+    model, opts = build()
+    real_default = _host_memory_format(model, real)
     timed(model, opts, real_default, warmup)
     default_s = timed(model, opts, real_default, steps_timed)
     gain = eager_s - compiled_s
