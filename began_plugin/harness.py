@@ -68,7 +68,7 @@ class RowSpec:
 
 
 #: Protocol fields added after results were published: a protocol with the default leaves them out of its key.
-_KEY_LATER_FIELDS: dict[str, Any] = {"sweep": ()}
+_KEY_LATER_FIELDS: dict[str, Any] = {"sweep": (), "eval_samples": 0}
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,7 @@ class Protocol:
     kid_subset_size: int = 1000
     isc_splits: int = 10
     eval_every: int = 0  # steps between FID measurements during training (0: only at the end)
+    eval_samples: int = 0  # generated images per FID measurement of that curve (0: num_samples, as the table's)
     # Host features, on or off for every model alike (they override what a model's preset says).
     ema_decay: float = 0.0  # samples from a moving average of G's weights
     lr_anneal: float = 0.0  # every rate falls linearly to 0 over this last fraction of the run
@@ -463,13 +464,27 @@ EVAL_SEED_OFFSET = 10_000
 
 
 def fake_statistics(
-    protocol: Protocol, network, run_dir: Path, seed: int, device
+    protocol: Protocol, network, run_dir: Path, seed: int, device, n: int | None = None
 ) -> tuple[metrics.FeatureStatistics, torch.Tensor]:
+    """Statistics of ``n`` (default: the protocol's num_samples) images of the run, drawn as every cell's are."""
+    n = n or protocol.num_samples
     model = load_run(run_dir, device)
-    images = generate(model, protocol.num_samples, seed=EVAL_SEED_OFFSET + seed)
+    images = generate(model, n, seed=EVAL_SEED_OFFSET + seed)
     batches = (images[i : i + 50] for i in range(0, images.shape[0], 50))
-    stats = metrics.images_to_statistics(network, batches, kid_max=protocol.num_samples)
+    stats = metrics.images_to_statistics(network, batches, kid_max=n)
     return stats, images
+
+
+def _own_curve_size(protocol: Protocol) -> bool:
+    """Whether the FID curve is measured on another number of images than the table's FID."""
+    return protocol.eval_samples not in (0, protocol.num_samples)
+
+
+def _curve_fid(protocol: Protocol, network, real_stats, run_dir: Path, seed: int, device) -> float:
+    """One point of a cell's FID curve (--eval-every), on the curve's own number of images (--eval-samples)."""
+    fake, _ = fake_statistics(protocol, network, run_dir, seed, device, n=protocol.eval_samples or None)
+    main_key = metrics.metric_keys(network)["fid"]
+    return metrics.compute_metrics(network, real_stats, fake, kid=False, isc=False, crosscheck=False)[main_key].value
 
 
 def score_images(protocol: Protocol, network, real_stats, coverage_inputs, images: torch.Tensor, seed: int = 0):
@@ -573,9 +588,8 @@ def run_cell(
         main_key = metrics.metric_keys(network)["fid"]
         for step in range(protocol.eval_every, steps, protocol.eval_every):
             train_time += train_cell(protocol, model, seed, run_dir, str(device), until=step)
-            fake, _ = fake_statistics(protocol, network, run_dir, seed, device)
-            value = metrics.compute_metrics(network, real_stats, fake, kid=False, isc=False, crosscheck=False)[main_key]
-            curve.append({"step": step, "metric": main_key, "value": value.value})
+            value = _curve_fid(protocol, network, real_stats, run_dir, seed, device)
+            curve.append({"step": step, "metric": main_key, "value": value})
     train_time += train_cell(protocol, model, seed, run_dir, str(device))
     start = time.perf_counter()
     images = generate(load_run(run_dir, device), protocol.num_samples, seed=EVAL_SEED_OFFSET + seed)
@@ -585,10 +599,18 @@ def run_cell(
     memorised, memorisation, pairs = _memorisation(protocol, network, real_stats, training, fake_stats, images)
     values.update(memorised)
     main_key = metrics.metric_keys(network)["fid"]
-    full_curve = curve + ([{"step": steps, "metric": main_key, "value": values[main_key].value}] if curve else [])
+    full_curve = curve
+    if curve:  # the last point: the table's FID, or, on the curve's own number of images, one more measurement
+        last = _curve_fid(protocol, network, real_stats, run_dir, seed, device) if _own_curve_size(protocol) else None
+        full_curve = curve + [
+            {"step": steps, "metric": main_key, "value": values[main_key].value if last is None else last}
+        ]
     convergence = None
     if full_curve:
-        correlated, convergence = _convergence(model, protocol.row(model).model, run_dir, full_curve, values[main_key])
+        fid = values[main_key]
+        if _own_curve_size(protocol):
+            fid = replace(fid, num_fake=protocol.eval_samples)
+        correlated, convergence = _convergence(model, protocol.row(model).model, run_dir, full_curve, fid)
         values.update(correlated)
     grid = images[:64].clone()  # a view would save all the images' storage
     atomic_save(grid, out / "cells" / f"{cell_name(model, seed)}.grid.pt")
@@ -892,7 +914,7 @@ def _convergence_note(protocol: Protocol, cells: list[dict], keys: list[str]) ->
     return (
         f" {key}: Spearman's rank correlation along training between the FID (every {protocol.eval_every} "
         f"step{'s' if protocol.eval_every != 1 else ''} "
-        f"and at the end) and the model's own convergence measure at the nearest logged step (the contract's "
+        f"and at the end{f', each on {protocol.eval_samples} generated images' if _own_curve_size(protocol) else ''}) and the model's own convergence measure at the nearest logged step (the contract's "
         f"convergence_measure hook; {named}); +1: the measure falls exactly as the FID falls, in rank; n/a: the "
         f"model names no measure, or too few measurements; never bolded; convergence.png plots both against the step."
     )
@@ -1116,8 +1138,17 @@ def build_protocol(args) -> Protocol:
                 f"separated by commas, e.g. --seeds 0,1,2."
             )
         changes["seeds"] = tuple(dict.fromkeys(int(s) for s in parts))
-    for key in ("steps", "num_samples", "num_real", "network", "data_root", "kid_subset_size", "eval_every"):
-        value = getattr(args, key)
+    for key in (
+        "steps",
+        "num_samples",
+        "num_real",
+        "network",
+        "data_root",
+        "kid_subset_size",
+        "eval_every",
+        "eval_samples",
+    ):
+        value = getattr(args, key, None)
         if value is not None:
             changes[key] = value
     protocol = replace(protocol, **changes)
@@ -1128,6 +1159,11 @@ def build_protocol(args) -> Protocol:
             raise HarnessError(f"--{key.replace('_', '-')}={getattr(protocol, key)} must be a positive integer.")
     if protocol.eval_every < 0:
         raise HarnessError(f"--eval-every={protocol.eval_every} must be 0 (off) or a positive number of steps.")
+    if protocol.eval_samples < 0 or (protocol.eval_samples and not protocol.eval_every):
+        raise HarnessError(
+            f"--eval-samples={protocol.eval_samples} sets the images of each FID measurement of --eval-every's curve; "
+            f"pass a positive number with --eval-every N (or leave it out: the curve then uses --num-samples)."
+        )
     smallest = min(protocol.num_samples, protocol.num_real)
     if protocol.kid_subset_size > smallest:
         raise HarnessError(

@@ -68,6 +68,13 @@ def main(argv: list[str] | None = None) -> int:
         "--eval-every", type=int, dest="eval_every", help="also measure FID every N training steps (metric_curve.png)"
     )
     parser.add_argument(
+        "--eval-samples",
+        type=int,
+        dest="eval_samples",
+        help="generated images per FID of the --eval-every curve (default: --num-samples); the table's FID keeps "
+        "--num-samples, and the curve's last point is measured again on this many",
+    )
+    parser.add_argument(
         "--sweep",
         help="rows of one hyper-parameter's values, e.g. dcgan:width=16,32,64 (replaces the preset's rows; "
         "--models adds rows beside them); collect plots HPARAM_tradeoff.png",

@@ -33,6 +33,10 @@ FAST = [
 
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory):
+    import torch
+
+    # the tests' own thread count (conftest's _threads), whatever OMP_NUM_THREADS says: CPU bits depend on it
+    torch.set_num_threads(2)
     out = tmp_path_factory.mktemp("cmp") / "a"
     assert compare.main(FAST + ["--out", str(out)]) == 0
     return out
@@ -187,6 +191,41 @@ def test_eval_every_records_a_metric_curve_without_changing_the_final_weights(fi
     b = torch.load(first_run / "runs" / "began-seed0" / "checkpoints" / "latest.pt", weights_only=True)["model"]
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+
+
+def test_eval_samples_measures_every_curve_point_on_that_many_images_and_keeps_the_table_s(first_run, tmp_path):
+    from dataclasses import replace
+
+    from began_plugin import harness, metrics
+
+    out = tmp_path / "curve40"
+    argv = FAST + ["--out", str(out), "--eval-every", "2", "--eval-samples", "40", "--cells", "began:0"]
+    assert compare.main(argv) == 0
+    cell = json.loads((out / "cells" / "began-seed0.json").read_text())
+    first = json.loads((first_run / "cells" / "began-seed0.json").read_text())
+    assert cell["metrics"]["standin_fd"] == first["metrics"]["standin_fd"]  # the table's FID: 60 images, as before
+    assert cell["protocol_key"] != first["protocol_key"]
+    # each point, the last included, is the FID of the run's first 40 evaluation images at that step
+    protocol = replace(
+        harness.PRESETS["smoke"], steps=4, num_samples=60, num_real=60, kid_subset_size=30, network="standin"
+    )
+    protocol = replace(protocol, eval_every=2, eval_samples=40)
+    network = metrics.load_feature_network("standin")
+    real = harness.real_statistics(protocol, network, out / "cache", "cpu")
+    fake, images = harness.fake_statistics(protocol, network, out / "runs" / "began-seed0", 0, "cpu", n=40)
+    expected = metrics.compute_metrics(network, real, fake, kid=False, isc=False, crosscheck=False)["standin_fd"]
+    assert images.shape[0] == 40 and [p["step"] for p in cell["curve"]] == [2, 4]
+    assert cell["curve"][-1]["value"] == expected.value != cell["metrics"]["standin_fd"]["value"]
+    assert cell["metrics"]["convergence_spearman"]["num_fake"] == 40
+    assert "each on 40 generated images" in (out / "table.md").read_text()
+
+
+def test_eval_samples_without_eval_every_is_one_sentence(tmp_path, capsys):
+    out = tmp_path / "bad"
+    assert compare.main(FAST + ["--out", str(out), "--eval-samples", "40"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--eval-samples=40 sets the images of each FID measurement" in err and len(err.splitlines()) == 1
+    assert not out.exists()
 
 
 def test_sigterm_during_training_scores_nothing_and_the_rerun_finishes_the_cell(

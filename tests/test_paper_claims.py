@@ -109,12 +109,16 @@ def test_the_gamma_preset_is_mnist5k_with_one_paper_began_row_per_gamma():
 
 
 def test_a_protocol_without_a_sweep_keeps_its_key():
-    """Cells written before the sweep field existed still belong to their protocol (they collect)."""
+    """Cells written before the sweep and eval_samples fields existed still belong to their protocol (they collect)."""
     for name, protocol in PRESETS.items():
         if not protocol.sweep:
-            old = {k: v for k, v in asdict(protocol).items() if k != "sweep"}
+            old = {k: v for k, v in asdict(protocol).items() if k not in ("sweep", "eval_samples")}
             assert protocol.key() == hashlib.sha256(json.dumps(old, sort_keys=True).encode()).hexdigest()[:16], name
     assert PRESETS["mnist5k-gamma"].key() != PRESETS["mnist5k"].key()
+    assert (
+        replace(PRESETS["mnist5k"], eval_every=500, eval_samples=1000).key()
+        != replace(PRESETS["mnist5k"], eval_every=500).key()
+    )
 
 
 def _args(**given):
