@@ -23,3 +23,24 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory):
+    """A three-step digits run (1 channel, 32 px, SMALL_HPARAMS) of BEGAN, DCGAN and WGAN-GP, on one thread."""
+    from began_plugin.training.cli import main as train_main
+
+    root = tmp_path_factory.mktemp("runs")
+    torch.set_num_threads(1)
+    out = {}
+    for name, hparams in SMALL_HPARAMS.items():
+        out[name] = root / name
+        args = [f"model={name}", "data=digits", "steps=3", "batch_size=8", f"out={out[name]}", "log_every=1"]
+        args += [
+            "sample_every=3",
+            "checkpoint_every=3",
+            "num_samples=16",
+            *(f"model.{k}={v}" for k, v in hparams.items()),
+        ]
+        assert train_main(args) == 0
+    return out

@@ -6,13 +6,8 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from benchmark_scripts import load_experiment
 from PIL import Image
-
-from began_plugin.training.cli import main as train_main
-
-TINY = {"began": ["model.n=8", "model.h=8", "model.z_dim=8"], "dcgan": ["model.width=8"]}
 
 
 @pytest.fixture(autouse=True)
@@ -20,25 +15,15 @@ def _one_thread(one_thread):
     yield
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """A two-step digits run of BEGAN and of DCGAN (1 channel, 32 px)."""
-    root = tmp_path_factory.mktemp("inversion-runs")
-    torch.set_num_threads(1)
-    out = {}
-    for name, hparams in TINY.items():
-        out[name] = root / name
-        args = [f"model={name}", "data=digits", "steps=2", "batch_size=8", f"out={out[name]}", "log_every=1"]
-        assert train_main([*args, "sample_every=2", "checkpoint_every=2", "num_samples=4", *hparams]) == 0
-    return out
-
-
-def test_one_row_per_run_over_the_same_real_images(runs, tmp_path, capsys):
+def test_one_row_per_run_over_the_same_real_images(tiny_runs, tmp_path, capsys):
     script = load_experiment("inversion")
     out = tmp_path / "inv"
-    assert script.main([str(runs["began"]), str(runs["dcgan"]), "--out", str(out), "--n", "6", "--steps", "3"]) == 0
+    assert (
+        script.main([str(tiny_runs["began"]), str(tiny_runs["dcgan"]), "--out", str(out), "--n", "6", "--steps", "3"])
+        == 0
+    )
     rows = [json.loads(line) for line in (out / "inversion.jsonl").read_text().splitlines()]
-    assert [(r["run"], r["model"], r["steps_trained"]) for r in rows] == [("began", "began", 2), ("dcgan", "dcgan", 2)]
+    assert [(r["run"], r["model"], r["steps_trained"]) for r in rows] == [("began", "began", 3), ("dcgan", "dcgan", 3)]
     with np.load(out / "real.npz") as f:
         real = f["images"]
     assert real.shape == (6, 32, 32, 1) and real.dtype == np.uint8
@@ -71,10 +56,10 @@ def test_one_row_per_run_over_the_same_real_images(runs, tmp_path, capsys):
         ("bad steps", "steps"),
     ],
 )
-def test_bad_input_is_one_sentence_exit_2_and_writes_nothing(case, expected, runs, tmp_path, capsys):
+def test_bad_input_is_one_sentence_exit_2_and_writes_nothing(case, expected, tiny_runs, tmp_path, capsys):
     script = load_experiment("inversion")
     out = tmp_path / "inv"
-    args = [str(runs["began"]), "--out", str(out), "--n", "4", "--steps", "2"]
+    args = [str(tiny_runs["began"]), "--out", str(out), "--n", "4", "--steps", "2"]
     if case == "no config":
         args[0] = str(tmp_path / "empty")
         (tmp_path / "empty").mkdir()
