@@ -8,7 +8,7 @@ A research script, not the product: it runs ``gan-invert`` and ``gan-interpolate
 what they print.  The runs must share a dataset, image size and channels (read from each run's
 ``config.json``).  It writes into the new folder DIR:
 
-* ``real.npz``: the first ``--n`` images of the runs' dataset split ``--split`` (the layout gan-sample
+* ``real.npz``: ``--n`` images evenly spaced over the runs' dataset split ``--split`` (the layout gan-sample
   writes), the images every run inverts;
 * ``<run>.npz``: gan-invert's output for each run (z, reconstructions, per-image l1);
 * ``<run>-real.png`` and ``<run>-seeds.png``: gan-interpolate between the first two real images (through
@@ -110,7 +110,9 @@ def main(argv=None) -> int:
         ds = build_dataset(data["name"], data.get("root"), c["image_size"], args.split, data.get("channels"))
     except (ValueError, DataError) as exc:
         return _fail(str(exc))
-    real = to_uint8_hwc(torch.stack([ds[i] for i in range(min(args.n, len(ds)))]))
+    n = min(args.n, len(ds))
+    # evenly spaced over the split, which may be sorted by class (mnist5k is)
+    real = to_uint8_hwc(torch.stack([ds[int(i)] for i in np.linspace(0, len(ds) - 1, n).round()]))
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))  # DIR appears only when complete
     try:
