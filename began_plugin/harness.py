@@ -599,17 +599,14 @@ def run_cell(
     memorised, memorisation, pairs = _memorisation(protocol, network, real_stats, training, fake_stats, images)
     values.update(memorised)
     main_key = metrics.metric_keys(network)["fid"]
+    own_size = _own_curve_size(protocol)
     full_curve = curve
-    if curve:  # the last point: the table's FID, or, on the curve's own number of images, one more measurement
-        last = _curve_fid(protocol, network, real_stats, run_dir, seed, device) if _own_curve_size(protocol) else None
-        full_curve = curve + [
-            {"step": steps, "metric": main_key, "value": values[main_key].value if last is None else last}
-        ]
+    if curve:  # the last point: the table's FID, or one more measurement on the curve's own number of images
+        last = _curve_fid(protocol, network, real_stats, run_dir, seed, device) if own_size else values[main_key].value
+        full_curve = curve + [{"step": steps, "metric": main_key, "value": last}]
     convergence = None
     if full_curve:
-        fid = values[main_key]
-        if _own_curve_size(protocol):
-            fid = replace(fid, num_fake=protocol.eval_samples)
+        fid = replace(values[main_key], num_fake=protocol.eval_samples) if own_size else values[main_key]
         correlated, convergence = _convergence(model, protocol.row(model).model, run_dir, full_curve, fid)
         values.update(correlated)
     grid = images[:64].clone()  # a view would save all the images' storage
@@ -911,10 +908,11 @@ def _convergence_note(protocol: Protocol, cells: list[dict], keys: list[str]) ->
         return ""
     measures = {c["model"]: c["convergence"]["measure"] for c in cells if c.get("convergence")}
     named = ", ".join(f"{m}: {k}" for m, k in measures.items()) or "none"
+    curve_size = f", each on {protocol.eval_samples} generated images" if _own_curve_size(protocol) else ""
     return (
         f" {key}: Spearman's rank correlation along training between the FID (every {protocol.eval_every} "
         f"step{'s' if protocol.eval_every != 1 else ''} "
-        f"and at the end{f', each on {protocol.eval_samples} generated images' if _own_curve_size(protocol) else ''}) and the model's own convergence measure at the nearest logged step (the contract's "
+        f"and at the end{curve_size}) and the model's own convergence measure at the nearest logged step (the contract's "
         f"convergence_measure hook; {named}); +1: the measure falls exactly as the FID falls, in rank; n/a: the "
         f"model names no measure, or too few measurements; never bolded; convergence.png plots both against the step."
     )

@@ -3,7 +3,7 @@
     python benchmarks/compare.py --preset smoke --out DIR        # CI-sized, a few minutes on 2 cores
     python benchmarks/compare.py --preset cpu --out DIR          # embedded digits, several seeds
     python benchmarks/compare.py --preset cifar10 --out DIR --inception-weights pt_inception-2015-12-05.pth
-    python benchmarks/compare.py --preset mnist5k-gamma --out DIR   # BEGAN at γ 0.3, 0.5, 0.7, 1.0
+    python benchmarks/compare.py --preset mnist5k-gamma --out DIR   # a preset that sweeps one row's hyper-parameter
     python benchmarks/compare.py --preset smoke --sweep dcgan:width=16,32 --eval-every 10 --out DIR
 
 For each (model, seed) cell: train with the reference trainer (models reached through the
