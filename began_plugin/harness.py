@@ -841,7 +841,8 @@ def _protocol_line(protocol: Protocol, preset: str | None, cells: list[dict], ke
 
 
 def _rows_note(protocol: Protocol, cells: list[dict]) -> str:
-    """What each row is: its registered model, its own step budget, and its options that are not the paper's."""
+    """What each row is: its registered model, its own step budget, its options that are not the paper's, and its
+    seeds where they are not the protocol's (the mean ± std of a row is over its own finished cells)."""
     parts = []
     for name in dict.fromkeys(c["model"] for c in cells):
         row = protocol.row(name)
@@ -852,7 +853,11 @@ def _rows_note(protocol: Protocol, cells: list[dict]) -> str:
         if row.steps != protocol.steps:
             what.append(f"{row.steps} steps")
         what += [f"{k}: {v}" for k, v in options.items()]
-        parts.append(f"{name}: " + ("; ".join(what) if what else "its paper's algorithm and defaults"))
+        what = what or ["its paper's algorithm and defaults"]
+        seeds = sorted(c["seed"] for c in cells if c["model"] == name)
+        if seeds != sorted(protocol.seeds):  # a run not yet finished: its mean ± std is over fewer seeds
+            what.append(f"seeds {seeds} of the protocol's {sorted(protocol.seeds)}")
+        parts.append(f"{name}: " + "; ".join(what))
     return " Rows: " + " | ".join(parts) + "."
 
 

@@ -204,6 +204,7 @@ def test_a_sweep_with_eval_every_gives_the_new_columns_and_the_three_plots(sweep
     assert "Sweep: rows began-gamma0.3, began-gamma0.7 are row began with gamma = 0.3, 0.7" in note
     assert "the same median for the 60 real images of the test split, which no model trains on" in note
     assert "began-gamma0.3: M_global" in note and "dcgan:" not in note.split("convergence_spearman:")[1]
+    assert "of the protocol's" not in note  # every row has every seed
 
     cell = json.loads((sweep_run / "cells" / "began-gamma0.7-seed1.json").read_text())
     m = cell["memorisation"]
@@ -225,6 +226,23 @@ def test_a_sweep_with_eval_every_gives_the_new_columns_and_the_three_plots(sweep
     assert pairs["generated"].shape == pairs["training"].shape == (8, 1, 32, 32)
     assert torch.all(pairs["distance"][1:] >= pairs["distance"][:-1])  # the closest first
     assert pairs["distance"][0] == min(pairs["distance"]) and float(pairs["distance"][0]) <= m["generated_median"]
+
+
+@pytest.mark.slow
+def test_a_row_with_fewer_finished_seeds_than_the_protocol_says_so_in_the_note(sweep_run, tmp_path):
+    out = tmp_path / "partial"
+    shutil.copytree(sweep_run, out)
+    for path in (out / "cells").glob("began-gamma0.7-seed1.*"):  # as if that cell were still training
+        path.unlink()
+    assert compare.main(SWEEP + ["--out", str(out), "--collect"]) == 0
+    header, rows, note = _table(out)
+    assert "±" not in rows["began-gamma0.7"][0] and "±" in rows["began-gamma0.3"][0]
+    rows_note = note.split(" Rows: ")[1].split(". Sweep:")[0]
+    assert rows_note == (
+        "began-gamma0.3: model began; every option that is not in its paper off | began-gamma0.7: model began; "
+        "every option that is not in its paper off; seeds [0] of the protocol's [0, 1] | dcgan: its paper's "
+        "algorithm and defaults"
+    )
 
 
 @pytest.mark.slow
