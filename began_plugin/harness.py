@@ -993,6 +993,15 @@ def _figures(out: Path, cells: list[dict], models: list[str]) -> None:
     _convergence_figure(out, cells, models)
 
 
+def sweep_title(row: str, present: list[tuple[Any, str]], cells: list[dict]) -> str:
+    """The sweep figure's title: the seeds of its points, each point's own where they differ (a run by cell)."""
+    seeds = {v: sorted(c["seed"] for c in cells if c["model"] == name) for v, name in present}
+    if len({tuple(s) for s in seeds.values()}) == 1:
+        return f"row {row}, mean ± std over seeds {next(iter(seeds.values()))}"
+    each = ", ".join(f"{_value_text(v)}: {s}" for v, s in seeds.items())
+    return f"row {row}, mean ± std over each point's seeds ({each}); one seed: no bar"
+
+
 def _sweep_figure(out: Path, protocol: Protocol, cells: list[dict]) -> None:
     """<hparam>_tradeoff.png: the FID column (left) and recall and coverage (right) against the swept value."""
     import matplotlib.pyplot as plt
@@ -1005,7 +1014,6 @@ def _sweep_figure(out: Path, protocol: Protocol, cells: list[dict]) -> None:
     fid_key = metrics.metric_keys(cells[0]["network"])["fid"]
     diversity = [metrics.KEY_RECALL, metrics.KEY_COVERAGE]
     summary = _summarise(cells, [n for _, n in present], [fid_key, *diversity])
-    seeds = sorted({c["seed"] for c in cells if c["model"] in {n for _, n in present}})
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, keys in zip(axes, ([fid_key], diversity)):
         for key in keys:
@@ -1023,7 +1031,7 @@ def _sweep_figure(out: Path, protocol: Protocol, cells: list[dict]) -> None:
     fid_title = metrics.metric_spec(fid_key).title
     axes[0].set(ylabel=fid_title, title=f"quality: {fid_title} against {hparam}")
     axes[1].set(ylabel="fraction of the real images", title=f"diversity: recall and coverage against {hparam}")
-    fig.suptitle(f"row {row}, mean ± std over seeds {seeds}")
+    fig.suptitle(sweep_title(row, present, cells))
     fig.tight_layout()
     atomic_write(out / f"{hparam}_tradeoff.png", lambda tmp: fig.savefig(tmp, format="png", dpi=100))
     plt.close(fig)

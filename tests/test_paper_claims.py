@@ -243,6 +243,12 @@ def test_a_row_with_fewer_finished_seeds_than_the_protocol_says_so_in_the_note(s
         "every option that is not in its paper off; seeds [0] of the protocol's [0, 1] | dcgan: its paper's "
         "algorithm and defaults"
     )
+    cells = [json.loads(p.read_text()) for p in (out / "cells").glob("*.json")]
+    present = [(0.3, "began-gamma0.3"), (0.7, "began-gamma0.7")]
+    assert harness.sweep_title("began", present, cells) == (
+        "row began, mean ± std over each point's seeds (0.3: [0, 1], 0.7: [0]); one seed: no bar"
+    )
+    assert harness.sweep_title("began", present[:1], cells) == "row began, mean ± std over seeds [0, 1]"
 
 
 @pytest.mark.slow
