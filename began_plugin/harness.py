@@ -840,6 +840,11 @@ def _protocol_line(protocol: Protocol, preset: str | None, cells: list[dict], ke
     return line
 
 
+def _row_seeds(cells: list[dict], name: str) -> list[int]:
+    """The seeds of row ``name``'s finished cells, the ones its mean ± std is over."""
+    return sorted(c["seed"] for c in cells if c["model"] == name)
+
+
 def _rows_note(protocol: Protocol, cells: list[dict]) -> str:
     """What each row is: its registered model, its own step budget, its options that are not the paper's, and its
     seeds where they are not the protocol's (the mean ± std of a row is over its own finished cells)."""
@@ -854,7 +859,7 @@ def _rows_note(protocol: Protocol, cells: list[dict]) -> str:
             what.append(f"{row.steps} steps")
         what += [f"{k}: {v}" for k, v in options.items()]
         what = what or ["its paper's algorithm and defaults"]
-        seeds = sorted(c["seed"] for c in cells if c["model"] == name)
+        seeds = _row_seeds(cells, name)
         if seeds != sorted(protocol.seeds):  # a run not yet finished: its mean ± std is over fewer seeds
             what.append(f"seeds {seeds} of the protocol's {sorted(protocol.seeds)}")
         parts.append(f"{name}: " + "; ".join(what))
@@ -995,7 +1000,7 @@ def _figures(out: Path, cells: list[dict], models: list[str]) -> None:
 
 def sweep_title(row: str, present: list[tuple[Any, str]], cells: list[dict]) -> str:
     """The sweep figure's title: the seeds of its points, each point's own where they differ (a run by cell)."""
-    seeds = {v: sorted(c["seed"] for c in cells if c["model"] == name) for v, name in present}
+    seeds = {v: _row_seeds(cells, name) for v, name in present}
     if len({tuple(s) for s in seeds.values()}) == 1:
         return f"row {row}, mean ± std over seeds {next(iter(seeds.values()))}"
     each = ", ".join(f"{_value_text(v)}: {s}" for v, s in seeds.items())
