@@ -24,6 +24,7 @@ import json
 import math
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -583,12 +584,14 @@ def run_cell(
         return cell
     run_dir = out / "runs" / cell_name(model, seed)
     steps = protocol.row(model).steps
-    curve, train_time = [], 0.0
+    curve, train_time, curve_time = [], 0.0, 0.0
     if protocol.eval_every:
         main_key = metrics.metric_keys(network)["fid"]
         for step in range(protocol.eval_every, steps, protocol.eval_every):
             train_time += train_cell(protocol, model, seed, run_dir, str(device), until=step)
+            start = time.perf_counter()
             value = _curve_fid(protocol, network, real_stats, run_dir, seed, device)
+            curve_time += time.perf_counter() - start
             curve.append({"step": step, "metric": main_key, "value": value})
     train_time += train_cell(protocol, model, seed, run_dir, str(device))
     start = time.perf_counter()
@@ -633,7 +636,9 @@ def run_cell(
             if device.type == "cuda"
             else f" ({platform.processor() or platform.machine()})"
         ),
-        "wall_time_s": {"train": round(train_time, 1), "metrics": round(time.perf_counter() - start, 1)},
+        # "curve": the FID measurements between training's segments (--eval-every); the last one is in "metrics"
+        "wall_time_s": {"train": round(train_time, 1), "metrics": round(time.perf_counter() - start, 1)}
+        | ({"curve": round(curve_time, 1)} if protocol.eval_every else {}),
     }
     atomic_write(cell_path, lambda tmp: tmp.write_text(json.dumps(cell, indent=2, sort_keys=True, default=str) + "\n"))
     return cell
@@ -791,6 +796,25 @@ def _rows(summary: Summary, best: dict[str, str], models: list[str], keys: list[
     return rows_md, rows_csv
 
 
+def per_cell_text(cells: list[dict], text: Callable[[dict], str]) -> str:
+    """``text(cell)`` when every cell gives the same, else each text with the cells it is true of, the most common
+    last ("A for dcgan-seed1; B for the other 2 cells"): a table's note never states one cell's record for all."""
+    groups: dict[str, list[str]] = {}
+    for c in cells:
+        groups.setdefault(text(c), []).append(cell_name(c["model"], c["seed"]))
+    if len(groups) == 1:
+        return next(iter(groups))
+    *rest, (common, commons) = sorted(groups.items(), key=lambda g: len(g[1]))
+    return (
+        "; ".join(f"{t} for {', '.join(names)}" for t, names in rest) + f"; {common} for the other {len(commons)} cells"
+    )
+
+
+def _classifier_text(cell: dict) -> str:
+    clf = cell.get("coverage_classifier")
+    return f"{100 * clf['test_accuracy']:.1f}%, weights sha256 {clf['weights_sha256'][:16]}…" if clf else "none"
+
+
 def _protocol_line(protocol: Protocol, preset: str | None, cells: list[dict], keys: list[str]) -> str:
     """The note under every table: what the numbers were measured on, with which weights and versions."""
     net = cells[0]["network"]
@@ -810,18 +834,27 @@ def _protocol_line(protocol: Protocol, preset: str | None, cells: list[dict], ke
         f"Protocol {protocol.key()}{f' (preset {preset})' if preset else ''}: data {protocol.data} {protocol.image_size}px, "
         f"{protocol.steps} steps at batch {protocol.batch_size}, seeds {seeds}; {protocol.num_samples} generated vs "
         f"{num_real} real ({protocol.real_split} split) images; "
-        f"features: {net.get('network')} (weights sha256 {str(net.get('weights_sha256', ''))[:16]}…, "
-        f"{'the standard file' if net.get('standard_weights') else 'NOT the standard file: no number is called FID'}); "
+        f"features: {net.get('network')} (weights sha256 "
+        + per_cell_text(cells, lambda c: f"{str(c['network'].get('weights_sha256', ''))[:16]}…")
+        + f", {'the standard file' if net.get('standard_weights') else 'NOT the standard file: no number is called FID'}); "
         f"host features for every model: {_host_features(protocol)}; "
-        f"KID subsets of {protocol.kid_subset_size}; mean ± std over seeds (a value without ± is one seed's); began-plugin {cells[0]['versions'].get('began-plugin')}, "
-        f"torch {cells[0]['versions'].get('torch')}, torch-fidelity {cells[0]['versions'].get('torch-fidelity')}.{is_note}"
+        f"KID subsets of {protocol.kid_subset_size}; mean ± std over seeds (a value without ± is one seed's); "
+        + per_cell_text(
+            cells,
+            lambda c: (
+                f"began-plugin {c['versions'].get('began-plugin')}, torch {c['versions'].get('torch')}, "
+                f"torch-fidelity {c['versions'].get('torch-fidelity')}"
+            ),
+        )
+        + f".{is_note}"
     )
     clf = cells[0].get("coverage_classifier")
     if clf:
         fit, held = coverage.CLASSIFIER_SPLITS.get(protocol.data, ("train", "test"))
+        trained = per_cell_text(cells, _classifier_text)
         line += (
             f" Coverage: a CNN classifier trained on the {protocol.data} {fit} split (accuracy on the {held} split "
-            f"{100 * clf['test_accuracy']:.1f}%, weights sha256 {clf['weights_sha256'][:16]}…); a class is covered when "
+            f"{trained}); a class is covered when "
             f"≥ {100 * coverage.COVERAGE_MIN_FRACTION:g}% of the samples are classified as it with softmax ≥ "
             f"{coverage.CONFIDENCE_THRESHOLD} and lie inside the real images' k-NN manifold (k={coverage.PR_K}, in the "
             f"classifier's penultimate features); class_kl = KL(generated ‖ real) of the predicted-class histograms "

@@ -207,6 +207,7 @@ def test_a_sweep_with_eval_every_gives_the_new_columns_and_the_three_plots(sweep
     assert "of the protocol's" not in note  # every row has every seed
 
     cell = json.loads((sweep_run / "cells" / "began-gamma0.7-seed1.json").read_text())
+    assert set(cell["wall_time_s"]) == {"train", "curve", "metrics"} and cell["wall_time_s"]["curve"] > 0
     m = cell["memorisation"]
     assert m["ratio"] == m["generated_median"] / m["reference_median"] == cell["metrics"]["memorisation_ratio"]["value"]
     assert (m["reference"], m["num_training"], m["num_reference"]) == ("held-out", 1437, 60)
@@ -249,6 +250,36 @@ def test_a_row_with_fewer_finished_seeds_than_the_protocol_says_so_in_the_note(s
         "row began, mean ± std over each point's seeds (0.3: [0, 1], 0.7: [0]); one seed: no bar"
     )
     assert harness.sweep_title("began", present[:1], cells) == "row began, mean ± std over seeds [0, 1]"
+
+
+def test_a_record_is_named_once_when_every_cell_shares_it_else_with_its_cells():
+    cells = [{"model": m, "seed": s, "v": v} for m, s, v in [("dcgan", 0, "A"), ("dcgan", 1, "B"), ("began", 0, "A")]]
+    assert harness.per_cell_text([cells[0], cells[2]], lambda c: c["v"]) == "A"
+    assert harness.per_cell_text(cells, lambda c: c["v"]) == "B for dcgan-seed1; A for the other 2 cells"
+
+
+@pytest.mark.slow
+def test_a_note_names_each_classifier_and_version_when_the_cells_differ(sweep_run, tmp_path):
+    out = tmp_path / "mixed"
+    shutil.copytree(sweep_run, out)
+    path = out / "cells" / "dcgan-seed1.json"
+    cell = json.loads(path.read_text())
+    clf, versions = cell["coverage_classifier"], cell["versions"]
+    accuracy, sha, torch_version = f"{100 * clf['test_accuracy']:.1f}%", clf["weights_sha256"][:16], versions["torch"]
+    assert f"{accuracy}, weights sha256 {sha}…); a class is covered" in _table(out)[2]  # one classifier, once
+    clf["weights_sha256"] = "f" * 64  # as if retrained on another machine, which gives other bits
+    versions["torch"] = "2.99.0"
+    path.write_text(json.dumps(cell))
+    assert compare.main(SWEEP + ["--out", str(out), "--collect"]) == 0
+    note = _table(out)[2]
+    assert (
+        f"{accuracy}, weights sha256 {'f' * 16}… for dcgan-seed1; {accuracy}, weights sha256 {sha}… for the other 5 "
+        f"cells); a class is covered" in note
+    )
+    assert (
+        f"began-plugin {versions['began-plugin']}, torch 2.99.0, torch-fidelity {versions['torch-fidelity']} for "
+        f"dcgan-seed1; began-plugin {versions['began-plugin']}, torch {torch_version}" in note
+    )
 
 
 @pytest.mark.slow
