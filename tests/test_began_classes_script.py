@@ -20,7 +20,17 @@ def test_per_class_counts_confident_argmax_and_the_one_percent_rule():
     got = classes.per_class(probs)
     assert got["share"] == [0.75, 0.205, 0.045]
     assert got["confident"] == [150, 1, 9]
+    assert got["counted"] == [150, 1, 9]
     assert got["covered"] == [True, False, True]
+    # The harness's rule: a confident sample counts only inside the real manifold. Of the nine confident
+    # class-2 samples, eight lie outside, leaving 1 < 2: class 2 is no longer covered; class 0 keeps 149.
+    inside = torch.ones(200, dtype=torch.bool)
+    inside[0] = False
+    inside[191:199] = False
+    got = classes.per_class(probs, inside)
+    assert got["confident"] == [150, 1, 9]
+    assert got["counted"] == [149, 1, 1]
+    assert got["covered"] == [True, False, False]
 
 
 def test_a_directory_without_a_run_is_one_sentence(tmp_path, capsys):
@@ -50,4 +60,5 @@ def test_the_average_by_default_and_g_itself_with_raw_generator(tmp_path, tmp_pa
     for row in rows:
         assert (row["data"], row["seed"]) == ("digits", 1)
         assert len(row["share"]) == len(row["confident"]) == len(row["covered"]) == len(row["real_l1"]) == 10
+        assert all(c <= n for c, n in zip(row["counted"], row["confident"]))
         assert abs(sum(row["share"]) - 1) < 0.01 and all(v > 0 for v in row["real_l1"])

@@ -5,7 +5,8 @@
 
 A research script, not the product.  For each ``gan-train`` run directory on labelled in-memory data
 (digits, shapes): the share of the generated samples the harness's CNN assigns to each class, how
-many of them it assigns with p >= 0.9 (a class is *covered* when that count reaches 1% of the
+many of them it assigns with p >= 0.9 (``confident``), how many of those also lie inside the real
+test images' k-NN manifold (``counted``; a class is *covered* when that count reaches 1% of the
 samples, the harness's ``classes_covered`` rule), and, for BEGAN, the discriminator's mean L1
 reconstruction error on the real test images of each class.  The samples are the ones the harness
 scores (z seed ``began_plugin.harness.EVAL_SEED_OFFSET`` + the run's training seed), so a cell's
@@ -30,15 +31,30 @@ from began_plugin.training.config import ConfigError
 from began_plugin.training.sample import generate, load_run
 
 
-def per_class(probs: torch.Tensor) -> dict[str, list]:
-    """probs: N x K class probabilities -> per class: argmax share, confident count, covered."""
+def per_class(probs: torch.Tensor, inside: torch.Tensor | None = None) -> dict[str, list]:
+    """probs: N x K class probabilities, inside: N (in the real manifold) or None -> per class: argmax share,
+    confident count, count also inside (the harness's; all confident ones without ``inside``), covered."""
     n, k = probs.shape
-    pred, _, confident, covered = coverage.class_counts(probs)
+    pred, _, confident, _ = coverage.class_counts(probs)
+    _, _, counted, covered = coverage.class_counts(probs, inside)
     return {
         "share": [round(float(c) / n, 3) for c in torch.bincount(pred, minlength=k)],
         "confident": confident.tolist(),
+        "counted": counted.tolist(),
         "covered": covered.tolist(),
     }
+
+
+def _manifold_test(clf, real: torch.Tensor):
+    """images -> (class probabilities, inside the real images' k-NN manifold), as the harness's coverage rule."""
+    real_feats = coverage._predict_with_features(clf.model, real)[1]
+    radii = coverage.knn_radii(real_feats, coverage.PR_K)
+
+    def test(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        probs, feats = coverage._predict_with_features(clf.model, images)
+        return probs, coverage.inside_real_balls(real_feats, feats, radii, coverage.PR_K)
+
+    return test
 
 
 def main(argv=None) -> int:
@@ -61,15 +77,16 @@ def main(argv=None) -> int:
     except (ConfigError, CheckpointError, FileNotFoundError) as exc:
         print(f"began_classes.py: error: {exc}", file=sys.stderr)
         return 2
-    tests: dict[tuple, tuple] = {}  # (dataset, root, image size) -> (classifier, test images, labels)
+    tests: dict[tuple, tuple] = {}  # (dataset, root, image size) -> (classifier, manifold test, images, labels)
     for run, model, cfg in models:
         data = (cfg["data"]["name"], cfg["data"].get("root"), cfg["image_size"])
         if data not in tests:
             test = build_dataset(*data, split="test")
-            tests[data] = (coverage.load_or_train_classifier(args.cache_dir, *data), test.images.float(), test.labels)
-        clf, real, labels = tests[data]
+            clf = coverage.load_or_train_classifier(args.cache_dir, *data)
+            tests[data] = (clf, _manifold_test(clf, test.images.float()), test.images.float(), test.labels)
+        clf, manifold_test, real, labels = tests[data]
         images = generate(model, args.num_samples, seed=EVAL_SEED_OFFSET + cfg["seed"])
-        row = {"run": run, "data": data[0], "seed": cfg["seed"], **per_class(coverage._predict(clf.model, images))}
+        row = {"run": run, "data": data[0], "seed": cfg["seed"], **per_class(*manifold_test(images))}
         if hasattr(model, "discriminator") and cfg["model"] == "began":
             row["real_l1"] = [_reconstruction_l1(model, real[labels == c]) for c in range(clf.num_classes)]
         print(json.dumps(row), flush=True)
