@@ -71,6 +71,31 @@ class RowSpec:
 #: Protocol fields added after results were published: a protocol with the default leaves them out of its key.
 _KEY_LATER_FIELDS: dict[str, Any] = {"sweep": (), "eval_samples": 0}
 
+#: Protocol fields that choose which cells make up a table, not how one cell is measured (a cell records its
+#: own row and seed): a finished cell belongs to every protocol that differs from its own only in these.
+_TABLE_FIELDS = ("models", "seeds")
+
+
+def _protocol_key(fields: dict[str, Any]) -> str:
+    """The 16-hex-digit key of a protocol's fields (as ``asdict`` gives them, or as a cell file records them)."""
+    fields = json.loads(json.dumps(fields))  # tuples and lists alike, as a cell file holds them
+    for name, default in _KEY_LATER_FIELDS.items():  # at their defaults they leave older protocols' keys as they were
+        if name in fields and fields[name] == json.loads(json.dumps(default)):
+            del fields[name]
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def cell_belongs(cell: dict[str, Any], protocol: Protocol) -> bool:
+    """Whether a finished cell was measured under ``protocol``: the same key, or the same protocol but for the
+    table's rows and seeds (a cell run with ``--seeds 0`` counts in the table of ``--seeds 0,1,2``)."""
+    if cell.get("protocol_key") == protocol.key():
+        return True
+    recorded = cell.get("protocol")
+    if not isinstance(recorded, dict):
+        return False
+    table = {name: getattr(protocol, name) for name in _TABLE_FIELDS}
+    return _protocol_key({**recorded, **table}) == protocol.key()
+
 
 @dataclass(frozen=True)
 class Protocol:
@@ -103,14 +128,7 @@ class Protocol:
     sweep: tuple = ()
 
     def key(self) -> str:
-        fields = asdict(self)
-        for (
-            name,
-            default,
-        ) in _KEY_LATER_FIELDS.items():  # at their defaults they leave older protocols' keys as they were
-            if fields[name] == default:
-                del fields[name]
-        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+        return _protocol_key(asdict(self))
 
     def row(self, name: str) -> RowSpec:
         """The row ``name``: a registered model under its own name unless ``rows`` / DEFAULT_ROWS say otherwise."""
@@ -574,7 +592,7 @@ def run_cell(
     cell_path = out / "cells" / f"{cell_name(model, seed)}.json"
     if cell_path.exists():
         cell = read_cell(cell_path)
-        if cell["protocol_key"] != protocol.key():
+        if not cell_belongs(cell, protocol):
             raise HarnessError(f"{cell_path} belongs to another protocol; use a new --out directory.")
         # the protocol key does not cover the models' own presets: a cell trained under an older one is stale
         run_dir = out / "runs" / cell_name(model, seed)
@@ -691,7 +709,9 @@ def collect(out: Path, protocol: Protocol, preset: str | None) -> str:
 def _finished_cells(out: Path, protocol: Protocol) -> list[dict]:
     """The protocol's cells, each checked with what the tables and figures read of it, before anything is written."""
     cells = [read_cell(p) for p in sorted((out / "cells").glob("*.json"))]
-    cells = [c for c in cells if c["protocol_key"] == protocol.key()]
+    cells = [
+        c for c in cells if cell_belongs(c, protocol) and c["model"] in protocol.models and c["seed"] in protocol.seeds
+    ]
     if not cells:
         raise HarnessError(f"no finished cells in {out / 'cells'} for this protocol; run without --collect first.")
     for c in cells:

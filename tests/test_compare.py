@@ -170,6 +170,42 @@ def test_collect_refuses_a_damaged_cell_before_rewriting_any_table(damage, first
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 
+def _table_rows(out) -> list[str]:
+    lines = (out / "table.md").read_text().splitlines()
+    return [line.split("|")[1].strip() for line in lines[2:] if line.startswith("| ")]
+
+
+def test_a_cell_counts_in_every_table_of_its_protocol_whatever_its_seeds_and_rows(first_run, tmp_path, capsys):
+    """--seeds and --models choose a table's cells, not how one is measured; any other flag is another protocol."""
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(first_run, out)  # the smoke preset: seed 0 only
+    cell = out / "cells" / "dcgan-seed0.json"
+    before = cell.read_bytes()
+    # seed 0's cells count in the table of seeds 0 and 1, which names the seed still to run
+    assert compare.main(FAST + ["--out", str(out), "--seeds", "0,1", "--collect"]) == 0
+    assert _table_rows(out) == ["began", "began-tuned", "dcgan", "wgan_gp"]
+    assert "seeds [0] of the protocol's [0, 1]" in (out / "table.md").read_text()
+    # a run of that protocol takes the finished cell as it is, neither refusing nor retraining it
+    assert compare.main(FAST + ["--out", str(out), "--seeds", "0,1", "--cells", "dcgan:0"]) == 0
+    assert cell.read_bytes() == before
+    # a table of fewer rows or other seeds holds only its own
+    assert compare.main(FAST + ["--out", str(out), "--models", "dcgan", "--collect"]) == 0
+    assert _table_rows(out) == ["dcgan"]
+    capsys.readouterr()
+    assert compare.main(FAST + ["--out", str(out), "--seeds", "1", "--collect"]) == 2
+    assert "no finished cells" in capsys.readouterr().err
+    # another measurement (one more step) does not take these cells, and refuses to run over them
+    assert compare.main(FAST + ["--out", str(out), "--steps", "5", "--collect"]) == 2
+    assert "no finished cells" in capsys.readouterr().err
+    assert compare.main(FAST + ["--out", str(out), "--steps", "5", "--cells", "dcgan:0"]) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("compare.py: error: ")]  # not the progress bar
+    assert len(errors) == 1 and "belongs to another protocol" in errors[0] and "Traceback" not in err
+    assert cell.read_bytes() == before
+
+
 def test_too_few_samples_for_kid_is_refused(tmp_path, capsys):
     out = tmp_path / "few"
     assert compare.main(FAST + ["--out", str(out), "--num-samples", "20", "--cells", "dcgan:0"]) == 2
