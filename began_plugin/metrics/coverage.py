@@ -94,6 +94,7 @@ __all__ = [
     "TrainedClassifier",
     "classifier_cache_fields",
     "classifier_cache_path",
+    "classify_in_manifold",
     "coverage_metrics",
     "default_epochs",
     "density_and_coverage",
@@ -482,6 +483,23 @@ def _reference(clf: TrainedClassifier, real_images: torch.Tensor | None) -> tupl
     return None, clf._test_features
 
 
+def classify_in_manifold(
+    clf: TrainedClassifier, images: torch.Tensor, real_images: torch.Tensor | None = None, *, k: int = PR_K
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """The two tests of the coverage rule for ``images``: (softmax probabilities N x K, whether each lies inside
+    the real reference's k-NN manifold, the reference's argmax predictions or None for the classifier's test
+    split). The reference is as in :func:`coverage_metrics`."""
+    real_pred, real_feats = _reference(clf, real_images)
+    if real_feats.shape[0] <= k:
+        raise MetricsError(
+            f"the manifold test with k={k} needs more than {k} real images, got {real_feats.shape[0]}; "
+            "pass more real images."
+        )
+    with _one_cpu_thread():
+        probs, feats = _predict_with_features(clf.model, images.detach().cpu())
+    return probs, inside_real_balls(real_feats, feats, knn_radii(real_feats, k), k), real_pred
+
+
 def coverage_metrics(
     clf: TrainedClassifier, images: torch.Tensor, real_images: torch.Tensor | None = None, *, k: int = PR_K
 ) -> dict[str, CoverageValue]:
@@ -509,15 +527,7 @@ def coverage_metrics(
             f"expected real images N x {c} x {size} x {size}, got {tuple(getattr(real_images, 'shape', ()))}; "
             "pass the real reference at the protocol's image size and channels."
         )
-    real_pred, real_feats = _reference(clf, real_images)
-    if real_feats.shape[0] <= k:
-        raise MetricsError(
-            f"the manifold test with k={k} needs more than {k} real images, got {real_feats.shape[0]}; "
-            "pass more real images."
-        )
-    with _one_cpu_thread():
-        probs, feats = _predict_with_features(clf.model, images.detach().cpu())
-    inside = inside_real_balls(real_feats, feats, knn_radii(real_feats, k), k)
+    probs, inside, real_pred = classify_in_manifold(clf, images, real_images, k=k)
     n, num_classes = probs.shape
     pred, confident, _, class_covered = class_counts(probs, inside)
     covered = int(class_covered.sum())

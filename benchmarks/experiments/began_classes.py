@@ -45,18 +45,6 @@ def per_class(probs: torch.Tensor, inside: torch.Tensor | None = None) -> dict[s
     }
 
 
-def _manifold_test(clf, real: torch.Tensor):
-    """images -> (class probabilities, inside the real images' k-NN manifold), as the harness's coverage rule."""
-    real_feats = coverage._predict_with_features(clf.model, real)[1]
-    radii = coverage.knn_radii(real_feats, coverage.PR_K)
-
-    def test(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        probs, feats = coverage._predict_with_features(clf.model, images)
-        return probs, coverage.inside_real_balls(real_feats, feats, radii, coverage.PR_K)
-
-    return test
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+")
@@ -77,16 +65,16 @@ def main(argv=None) -> int:
     except (ConfigError, CheckpointError, FileNotFoundError) as exc:
         print(f"began_classes.py: error: {exc}", file=sys.stderr)
         return 2
-    tests: dict[tuple, tuple] = {}  # (dataset, root, image size) -> (classifier, manifold test, images, labels)
+    tests: dict[tuple, tuple] = {}  # (dataset, root, image size) -> (classifier, test images, labels)
     for run, model, cfg in models:
         data = (cfg["data"]["name"], cfg["data"].get("root"), cfg["image_size"])
         if data not in tests:
             test = build_dataset(*data, split="test")
-            clf = coverage.load_or_train_classifier(args.cache_dir, *data)
-            tests[data] = (clf, _manifold_test(clf, test.images.float()), test.images.float(), test.labels)
-        clf, manifold_test, real, labels = tests[data]
+            tests[data] = (coverage.load_or_train_classifier(args.cache_dir, *data), test.images.float(), test.labels)
+        clf, real, labels = tests[data]
         images = generate(model, args.num_samples, seed=EVAL_SEED_OFFSET + cfg["seed"])
-        row = {"run": run, "data": data[0], "seed": cfg["seed"], **per_class(*manifold_test(images))}
+        probs, inside, _ = coverage.classify_in_manifold(clf, images)  # against the test split, as the harness's
+        row = {"run": run, "data": data[0], "seed": cfg["seed"], **per_class(probs, inside)}
         if hasattr(model, "discriminator") and cfg["model"] == "began":
             row["real_l1"] = [_reconstruction_l1(model, real[labels == c]) for c in range(clf.num_classes)]
         print(json.dumps(row), flush=True)
